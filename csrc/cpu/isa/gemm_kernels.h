@@ -1,0 +1,52 @@
+// Internal: the ISA-specific part of the CPU GEMM (cpu/gemm.cpp is the rest).
+//
+// Each ISA file (gemm_generic.cpp, gemm_avx2.cpp, gemm_avx512.cpp) hands out
+// one descriptor per dtype: register tile MR x NR, cache blocks MC/KC/NC and
+// the microkernel. Everything else in those files lives in an anonymous
+// namespace, so no inline or template code compiled with wide-ISA flags can be
+// chosen by the linker for a baseline caller (ODR hazard). This header holds
+// only plain data types and the getter declarations for that reason.
+#pragma once
+#include <cstdint>
+
+namespace pyengine::cpu::gemm_detail {
+
+// Microkernel contract (row-major C, like cpu/gemm.h):
+//   a: packed A micro-panel, K x MR: a[k*MR + i] = op(A)(i, k). 64-byte aligned.
+//   b: packed B micro-panel, K x NR: b[k*NR + j] = op(B)(k, j). 64-byte aligned.
+//   c: the full MR x NR tile, c[i*ldc + j]; any alignment.
+//   Computes c = alpha * (a * b) + beta * c for the whole tile; beta == 0 means
+//   c is not read (NaN there does not propagate). K >= 1.
+// Partial tiles at the edges are the caller's business (it zero-pads the
+// panels and passes a scratch tile), so kernels stay branch-free.
+template <typename T>
+using MicroKernel = void (*)(int64_t K, const T* a, const T* b, T* c, int64_t ldc, T alpha,
+                             T beta);
+
+template <typename T>
+struct KernelDesc {
+  int mr;   // rows of the register tile (broadcast from packed A)
+  int nr;   // columns of the register tile (vector loads from packed B)
+  int mc;   // rows of the packed A block (kept in L2), multiple of mr
+  int kc;   // depth of one packed panel (B micro-panel kc x nr kept in L1)
+  int nc;   // columns of the packed B panel (kept in L3), multiple of nr
+  MicroKernel<T> kernel;
+};
+
+// The largest tile any ISA uses; the driver keeps an edge scratch tile this big.
+constexpr int kMaxTileElems = 16 * 64;
+
+namespace generic {
+KernelDesc<float> kernel_f32();
+KernelDesc<double> kernel_f64();
+}  // namespace generic
+namespace avx2 {
+KernelDesc<float> kernel_f32();
+KernelDesc<double> kernel_f64();
+}  // namespace avx2
+namespace avx512 {
+KernelDesc<float> kernel_f32();
+KernelDesc<double> kernel_f64();
+}  // namespace avx512
+
+}  // namespace pyengine::cpu::gemm_detail

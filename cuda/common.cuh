@@ -1,0 +1,49 @@
+// Shared helpers for the CUDA module pyengine._cuda: error checking and
+// small conversions. Host-only parts compile with a plain C++ compiler too
+// (bindings.cpp includes this file), so nothing here needs nvcc.
+//
+// Errors: a failing CUDA runtime call throws pyengine::cuda::CudaError (a
+// std::runtime_error, so Python sees RuntimeError) whose message reads
+//   "[op] CUDA error cudaErrorXxx (description) from `call` at file:line".
+// Argument errors use pyengine::ValueError / TypeError from core/error.h and
+// must be raised before any device memory is touched.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "core/error.h"
+
+namespace pyengine::cuda {
+
+struct CudaError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline void check_cuda(cudaError_t err, const char* op, const char* call, const char* file,
+                       int line) {
+  if (err == cudaSuccess) return;
+  throw CudaError(::pyengine::detail::concat(op, "CUDA error ", cudaGetErrorName(err), " (",
+                                             cudaGetErrorString(err), ") from `", call, "` at ",
+                                             file, ":", line));
+}
+
+// Streams cross the Python boundary as integers (CuPy's Stream.ptr; 0 is the
+// legacy default stream).
+inline cudaStream_t stream_from_int(std::uintptr_t s) {
+  return reinterpret_cast<cudaStream_t>(s);
+}
+
+}  // namespace pyengine::cuda
+
+// PE_CUDA_CHECK(cudaMemsetAsync(p, 0, n, stream), "gemm");
+#define PE_CUDA_CHECK(call, op) \
+  ::pyengine::cuda::check_cuda((call), (op), #call, __FILE__, __LINE__)
+
+// After every kernel launch: catches bad launch configurations and errors
+// already pending on this thread. Does not synchronize, so faults inside the
+// kernel surface at the next synchronizing call, as with any async launch.
+#define PE_CUDA_CHECK_LAUNCH(op) \
+  ::pyengine::cuda::check_cuda(cudaGetLastError(), (op), "kernel launch", __FILE__, __LINE__)

@@ -1,0 +1,31 @@
+"""The command line: python -m pyengine info | demo | bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pyengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="print version, build flags, CPU ISA, threads and CUDA state")
+    b = sub.add_parser("bench", help="side-by-side benchmarks against NumPy/PyTorch")
+    b.add_argument("ops", nargs="*", default=["gemm"], help="op families to run (default: gemm)")
+    b.add_argument("--json", help="also write the results to this JSON file")
+    b.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        import pyengine
+
+        pyengine.info(print_=True)
+        return 0
+    if args.command == "bench":
+        from . import bench
+
+        return bench.main(args.ops, json_path=args.json, quick=args.quick)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

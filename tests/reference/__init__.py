@@ -1,0 +1,1 @@
+"""NumPy references: float64, written from the mathematics, never importing pyengine."""
