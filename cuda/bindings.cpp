@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -93,21 +94,26 @@ void validate(const GemmArgs& a) {
   PE_CHECK(a.batch >= 0, op, "batch must be >= 0 but is ", a.batch);
   PE_CHECK(a.M <= INT32_MAX && a.N <= INT32_MAX && a.K <= INT32_MAX, op,
            "M, N and K must be < 2^31 but are M=", a.M, " N=", a.N, " K=", a.K);
-  const int64_t a_row = a.transA ? a.M : a.K;  // row length of A as stored
-  const int64_t b_row = a.transB ? a.K : a.N;
-  PE_CHECK(a.lda >= a_row, op, "lda must be >= ", a_row, " (", a.transA ? "M" : "K",
-           a.transA ? ", transA" : "", ") but is ", a.lda);
-  PE_CHECK(a.ldb >= b_row, op, "ldb must be >= ", b_row, " (", a.transB ? "K" : "N",
-           a.transB ? ", transB" : "", ") but is ", a.ldb);
-  PE_CHECK(a.ldc >= a.N, op, "ldc must be >= N = ", a.N, " but is ", a.ldc);
+  // Same rules as the CPU bindings: ld >= max(1, row length as stored).
+  const int64_t a_row = std::max<int64_t>(1, a.transA ? a.M : a.K);
+  const int64_t b_row = std::max<int64_t>(1, a.transB ? a.K : a.N);
+  const int64_t c_row = std::max<int64_t>(1, a.N);
+  PE_CHECK(a.lda >= a_row, op, "lda must be >= max(1, ", a.transA ? "M" : "K", ") = ", a_row,
+           " but is ", a.lda);
+  PE_CHECK(a.ldb >= b_row, op, "ldb must be >= max(1, ", a.transB ? "K" : "N", ") = ", b_row,
+           " but is ", a.ldb);
+  PE_CHECK(a.ldc >= c_row, op, "ldc must be >= max(1, N) = ", c_row, " but is ", a.ldc);
+  PE_CHECK(a.strideA >= 0 && a.strideB >= 0 && a.strideC >= 0, op,
+           "batch strides must be >= 0 but are ", a.strideA, ", ", a.strideB, ", ", a.strideC);
   PE_CHECK(a.bias_kind >= 0 && a.bias_kind <= 2, op,
            "bias_kind must be 0 (none), 1 (per row) or 2 (per column) but is ", a.bias_kind);
   PE_CHECK(a.act >= 0 && a.act <= 2, op, "act must be 0 (none), 1 (relu) or 2 (gelu) but is ",
            a.act);
   const bool writes_c = a.M > 0 && a.N > 0 && a.batch > 0;
   if (!writes_c) return;
-  PE_CHECK(a.batch <= 1 || a.strideC != 0, op, "strideC must not be 0 when batch = ", a.batch,
-           " > 1");
+  const int64_t c_span = (a.M - 1) * a.ldc + a.N;  // elements one C matrix covers
+  PE_CHECK(a.batch <= 1 || a.strideC >= c_span, op, "strideC must be >= ", c_span,
+           " so that C matrices do not overlap but is ", a.strideC);
   PE_CHECK(a.C != 0, op, "C is a null pointer");
   if (a.K > 0 && a.alpha != 0.0) {
     PE_CHECK(a.A != 0, op, "A is a null pointer");
@@ -218,5 +224,5 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("strideC"), py::arg("batch"), py::arg("dtype"), py::arg("stream"),
       py::arg("bias") = 0, py::arg("bias_kind") = 0, py::arg("act") = 0,
       "gemm over `batch` matrices: matrix b of A starts at A + b*strideA (in elements; likewise\n"
-      "B, C). strideA / strideB may be 0 (broadcast); strideC may not when batch > 1.");
+      "B, C). strideA / strideB may be 0 (broadcast); C matrices may not overlap.");
 }

@@ -524,7 +524,7 @@ def _analytical_jacobians(outputs, diff):
 
 def _to_host(t) -> np.ndarray:
     d = t.data
-    return np.asarray(d.get() if hasattr(d, "get") else d, dtype=np.float64)
+    return np.array(d.get() if hasattr(d, "get") else d, dtype=np.float64, copy=True)
 
 
 def _iter_tensors(obj) -> Iterable:

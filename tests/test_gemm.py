@@ -437,12 +437,13 @@ def test_gemm_unsupported_dtype(dtype):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(bias=np.ones(4), bias_kind="col"),  # col bias must have length N = 5
-    dict(bias=np.ones(5), bias_kind="row"),  # row bias must have length M = 4
+    dict(bias=np.ones(4), bias_kind="col"),  # col bias needs N = 5 elements
+    dict(bias=np.ones(3), bias_kind="row"),  # row bias needs M = 4 elements
     dict(bias=None, bias_kind="row"),
+    dict(bias=np.ones(5), bias_kind="none"),  # a bias that would be ignored
     dict(bias=np.ones(5), bias_kind="diagonal"),
     dict(act="swish"),
-], ids=["col-len", "row-len", "row-none", "bad-kind", "bad-act"])
+], ids=["col-short", "row-short", "row-none", "bias-with-none", "bad-kind", "bad-act"])
 def test_gemm_bad_epilogue(kw):
     with pytest.raises(ValueError, match=r"^\[gemm\] "):
         pe.gemm(*_gemm_args(), **kw)
@@ -459,9 +460,10 @@ BATCHED_RE = r"^\[gemm(_strided_batched)?\] "
 def _batched_args(nA=None, nB=None, nC=None, strides=(12, 15, 20), batch=3):
     M, N, K = 4, 5, 3
     sA, sB, sC = strides
-    nA = nA if nA is not None else (batch - 1) * sA + M * K
-    nB = nB if nB is not None else (batch - 1) * sB + K * N
-    nC = nC if nC is not None else (batch - 1) * sC + M * N
+    nb = max(batch, 1)
+    nA = nA if nA is not None else (nb - 1) * sA + M * K
+    nB = nB if nB is not None else (nb - 1) * sB + K * N
+    nC = nC if nC is not None else (nb - 1) * sC + M * N
     return [False, False, M, N, K, 1.0, np.ones(nA), K, sA, np.ones(nB), N, sB, 0.0, np.zeros(nC), N, sC,
             batch]
 

@@ -109,21 +109,19 @@ def test_max_min_with_dim_ties_go_to_first(name, dim):
 def test_max_with_dim_returns_named_tuple():
     x = pe.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
     out = x.max(dim=1)
-    values, indices = out
-    assert out.values is out[0] or np.array_equal(out.values.numpy(), values.numpy())
+    values, indices = out  # unpacks like a tuple
+    np.testing.assert_array_equal(values.numpy(), out.values.numpy())
     np.testing.assert_array_equal(out.values.numpy(), [5.0, 7.0])
     np.testing.assert_array_equal(out.indices.numpy(), [1, 0])
     assert indices.dtype == pe.int64
     assert not indices.requires_grad
 
 
-@pytest.mark.parametrize("keepdim", [False, True], ids=["", "keepdim"])
-@pytest.mark.parametrize("dim", [0, 1, -1, None])
+# keepdim with dim=None is left out: torch changed its meaning across versions
+@pytest.mark.parametrize("dim,keepdim", [(0, False), (1, False), (-1, False), (0, True), (1, True), (None, False)])
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
 def test_argmax_argmin(name, dim, keepdim):
     """int64, not differentiable; ties resolved to the first occurrence."""
-    if dim is None and keepdim:
-        keepdim = False  # torch's keepdim with dim=None changed across versions; not pinned here
     for gen in (distinct(), ties(2)):
         check_op(_method(name), getattr(R, name), None, [(4, 6)], gen=gen, kwargs=dict(dim=dim, keepdim=keepdim))
 
@@ -177,7 +175,7 @@ def test_sum_float32_accuracy_on_long_rows():
     x = rng.uniform(0.5, 1.5, 1 << 20).astype(np.float32)
     got = pe.tensor(x).sum().item()
     want = x.astype(np.float64).sum()
-    assert abs(got - want) / want < 1e-5, (got, want)
+    assert abs(got - want) / want < 1e-4, (got, want)  # one naive float32 accumulator: ~1e-2
 
 
 @given(shape=array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5), data=st.data(),

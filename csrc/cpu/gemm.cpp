@@ -36,7 +36,7 @@ using gemm_detail::KernelDesc;
 // Below this many multiply-adds (M*N*K) a single thread is faster than forking
 // a team, sharing the packed B panel and meeting at barriers. Measured on Zen 5
 // (2 cores): 2 threads start winning between 96^3 and 128^3.
-constexpr double kParallelMinWork = 1.0;  // TMP
+constexpr double kParallelMinWork = 96.0 * 96.0 * 96.0;
 // Strided-batched: when each matrix is at most this big and there are enough
 // matrices, threads take whole matrices (no barriers, no shared panels).
 constexpr double kBatchPerThreadMaxWork = 256.0 * 256.0 * 256.0;
@@ -174,57 +174,56 @@ void scale_only(const Problem<T>& p) {
 }
 
 // ---- packing -----------------------------------------------------------------------
-// Packs op(A)[i0:i0+mc, p0:p0+kc] as ceil(mc/MR) micro-panels, each kc x MR
-// (dst[k*MR + i]), zero-padding the last one to MR rows.
+// Portable micro-panel packing, used when the ISA brings none; the contract is
+// gemm_detail::PackPanel's: dst[k*W + x] = S(x, k), zero for w <= x < W.
 template <typename T>
-void pack_a(const Problem<T>& p, int MR, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-    T* d = dst + ir * kc;
-    if (!p.transA) {
-      // op(A)(i, k) = A[i*lda + k]: MR row streams, each contiguous in k.
-      const T* src = p.A + (i0 + ir) * p.lda + p0;
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int i = 0; i < mr; ++i) d[k * MR + i] = src[i * p.lda + k];
-        for (int i = mr; i < MR; ++i) d[k * MR + i] = T(0);
-      }
+void pack_panel_portable(int W, int64_t kc, int w, const T* src, int64_t ld, bool x_contiguous,
+                         T* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    T* d = dst + k * W;
+    if (x_contiguous) {
+      const T* s = src + k * ld;
+      for (int x = 0; x < w; ++x) d[x] = s[x];
     } else {
-      // op(A)(i, k) = A[k*lda + i]: one contiguous run of mr per k.
-      const T* src = p.A + p0 * p.lda + (i0 + ir);
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* s = src + k * p.lda;
-        for (int i = 0; i < mr; ++i) d[k * MR + i] = s[i];
-        for (int i = mr; i < MR; ++i) d[k * MR + i] = T(0);
-      }
+      for (int x = 0; x < w; ++x) d[x] = src[x * ld + k];
     }
+    for (int x = w; x < W; ++x) d[x] = T(0);
   }
 }
 
-// Packs micro-panels [s0, s1) of op(B)[p0:p0+kc, j0:j0+nc], each kc x NR
-// (dst[k*NR + j]) at dst + s*NR*kc, zero-padding the last one to NR columns.
+// Packs op(A)[i0:i0+mc, p0:p0+kc] as ceil(mc/MR) micro-panels of kc x MR.
 template <typename T>
-void pack_b(const Problem<T>& p, int NR, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
-            int64_t s0, int64_t s1, T* dst) {
+void pack_a(const Problem<T>& p, const KernelDesc<T>& d, int64_t i0, int64_t mc, int64_t p0,
+            int64_t kc, T* dst) {
+  // op(A)(i, k) is A[i*lda + k], or A[k*lda + i] if transA.
+  const T* base = p.transA ? p.A + p0 * p.lda + i0 : p.A + i0 * p.lda + p0;
+  const int64_t step = p.transA ? 1 : p.lda;  // from row i to row i+1
+  for (int64_t ir = 0; ir < mc; ir += d.mr) {
+    const int mr = static_cast<int>(std::min<int64_t>(d.mr, mc - ir));
+    const T* src = base + ir * step;
+    if (d.pack_a != nullptr)
+      d.pack_a(kc, mr, src, p.lda, p.transA, dst + ir * kc);
+    else
+      pack_panel_portable(d.mr, kc, mr, src, p.lda, p.transA, dst + ir * kc);
+  }
+}
+
+// Packs micro-panels [s0, s1) of op(B)[p0:p0+kc, j0:j0+nc], each kc x NR, at
+// dst + s*NR*kc.
+template <typename T>
+void pack_b(const Problem<T>& p, const KernelDesc<T>& d, int64_t p0, int64_t kc, int64_t j0,
+            int64_t nc, int64_t s0, int64_t s1, T* dst) {
+  // op(B)(k, j) is B[k*ldb + j], or B[j*ldb + k] if transB.
+  const T* base = p.transB ? p.B + j0 * p.ldb + p0 : p.B + p0 * p.ldb + j0;
+  const int64_t step = p.transB ? p.ldb : 1;  // from column j to column j+1
   for (int64_t s = s0; s < s1; ++s) {
-    const int64_t jr = s * NR;
-    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-    T* d = dst + jr * kc;
-    if (!p.transB) {
-      // op(B)(k, j) = B[k*ldb + j]: a contiguous run of nr per k.
-      const T* src = p.B + p0 * p.ldb + (j0 + jr);
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* s_ = src + k * p.ldb;
-        for (int j = 0; j < nr; ++j) d[k * NR + j] = s_[j];
-        for (int j = nr; j < NR; ++j) d[k * NR + j] = T(0);
-      }
-    } else {
-      // op(B)(k, j) = B[j*ldb + k]: NR column streams, each contiguous in k.
-      const T* src = p.B + (j0 + jr) * p.ldb + p0;
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int j = 0; j < nr; ++j) d[k * NR + j] = src[j * p.ldb + k];
-        for (int j = nr; j < NR; ++j) d[k * NR + j] = T(0);
-      }
-    }
+    const int64_t jr = s * d.nr;
+    const int nr = static_cast<int>(std::min<int64_t>(d.nr, nc - jr));
+    const T* src = base + jr * step;
+    if (d.pack_b != nullptr)
+      d.pack_b(kc, nr, src, p.ldb, !p.transB, dst + jr * kc);
+    else
+      pack_panel_portable(d.nr, kc, nr, src, p.ldb, !p.transB, dst + jr * kc);
   }
 }
 
@@ -334,14 +333,14 @@ void run_member(const Problem<T>& p, const KernelDesc<T>& d, T* bpack, T* apack,
 
     for (int64_t pc = 0; pc < p.K; pc += kc_step) {
       const int64_t kc = std::min(kc_step, p.K - pc);
-      pack_b(p, NR, pc, kc, jc, nc, ps0, ps1, bpack);
+      pack_b(p, d, pc, kc, jc, nc, ps0, ps1, bpack);
       team_barrier(nt);  // the whole panel is packed
 
       const T beta = pc == 0 ? p.beta : T(1);
       const bool last = pc + kc >= p.K;
       for (int64_t ic = row0; ic < row1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, row1 - ic);
-        pack_a(p, MR, ic, mc, pc, kc, apack);
+        pack_a(p, d, ic, mc, pc, kc, apack);
         macrokernel(p, d, apack, bpack, ic, mc, jc, nc, cs0, cs1, kc, beta, last);
       }
       team_barrier(nt);  // nobody still reads the panel before it is repacked

@@ -8,96 +8,52 @@ importing pyengine works on machines without it.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _cuda_state
+
 if TYPE_CHECKING:  # pragma: no cover
     import cupy
 
 __all__ = [
-    "BIAS_KINDS",
-    "ACTIVATIONS",
     "is_available",
     "unavailable_reason",
     "require",
-    "info",
     "matmul",
     "gemm",
+    "gemm_strided_batched",
 ]
 
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
-BIAS_KINDS = {"none": 0, "row": 1, "col": 2}
-ACTIVATIONS = {"none": 0, "relu": 1, "gelu": 2}
-
-
-@functools.cache
-def _probe() -> tuple[ModuleType | None, ModuleType | None, str | None]:
-    """Import the extension and CuPy once; return (_cuda, cupy, reason unavailable)."""
-    try:
-        from pyengine import _cuda
-    except ImportError as exc:
-        return None, None, f"pyengine was built without its CUDA module ({_build_hint()}; {exc})"
-    try:
-        import cupy
-    except ImportError as exc:
-        return _cuda, None, f"CuPy is not installed (pip install cupy-cuda13x or similar; {exc})"
-    try:
-        count = _cuda.device_count()
-    except RuntimeError as exc:
-        return _cuda, cupy, f"the CUDA runtime failed to start ({exc})"
-    if count == 0:
-        return _cuda, cupy, "no CUDA GPU is visible (no device, or no NVIDIA driver)"
-    return _cuda, cupy, None
-
-
-def _build_hint() -> str:
-    try:
-        from pyengine import _build_info as bi
-    except ImportError:
-        return "no build information"
-    if str(bi.CUDA_OPTION).upper() == "OFF":
-        return "the build had PYENGINE_CUDA=OFF"
-    if not bi.CUDA_COMPILER_FOUND:
-        return "no CUDA compiler was found at build time"
-    return f"CUDA_BUILT={bi.CUDA_BUILT}"
+_BIAS_KINDS = {"none": 0, "row": 1, "col": 2}  # as pyengine._C: per row (M) / per column (N)
+_ACTS = {"none": 0, "relu": 1, "gelu": 2}
 
 
 def is_available() -> bool:
     """True when pyengine._cuda is built, CuPy imports and at least one GPU is visible."""
-    return _probe()[2] is None
+    return _cuda_state.is_available()
 
 
 def unavailable_reason() -> str | None:
-    """Why CUDA cannot be used, or None when it can."""
-    return _probe()[2]
+    """Why CUDA cannot be used here (module not built / CuPy missing / no GPU), or None."""
+    status = _cuda_state.status()["status"]
+    return None if status == "ok" else status
 
 
 def require() -> tuple[ModuleType, ModuleType]:
-    """Return (pyengine._cuda, cupy) or raise RuntimeError("[cuda] ...") saying why not."""
-    mod, cp, reason = _probe()
+    """Return (pyengine._cuda, cupy), or raise RuntimeError("[cuda] ...") saying why not."""
+    reason = unavailable_reason()
     if reason is not None:
         raise RuntimeError(f"[cuda] CUDA is not available: {reason}")
-    return mod, cp
+    import cupy
 
+    from pyengine import _cuda
 
-def info() -> dict[str, Any]:
-    """What the CUDA module was built for and what it sees (for ``python -m pyengine info``)."""
-    mod, _, reason = _probe()
-    out: dict[str, Any] = {"available": reason is None, "reason": reason}
-    if mod is not None:
-        out["built_architectures"] = mod.built_architectures()
-        out["runtime_version"] = mod.runtime_version()
-        out["driver_version"] = mod.driver_version()
-        try:
-            out["devices"] = mod.devices()
-        except RuntimeError as exc:
-            out["devices"] = []
-            out["devices_error"] = str(exc)
-    return out
+    return _cuda, cupy
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -151,7 +107,7 @@ def _batch_strides(x: cupy.ndarray, batch: tuple[int, ...]) -> list[int] | None:
             out.append(0)
             continue
         s = x.strides[xd]
-        if s % x.itemsize:
+        if s % x.itemsize or s < 0:  # as _C: batch strides are >= 0
             return None
         out.append(s // x.itemsize)
     return out
@@ -188,17 +144,22 @@ def _merge_batch_dims(sizes: list[int], *strides: list[int]) -> tuple[list[int],
 # ----------------------------------------------------------------------------- ops
 
 
-def matmul(a: cupy.ndarray, b: cupy.ndarray) -> cupy.ndarray:
-    """``a @ b`` for CuPy arrays with NumPy's matmul semantics (float32 / float64).
+def matmul(
+    a: cupy.ndarray, b: cupy.ndarray, bias: cupy.ndarray | None = None, act: str = "none"
+) -> cupy.ndarray:
+    """``act(a @ b + bias)`` for CuPy arrays with NumPy's matmul semantics (float32 / float64).
 
     1-D operands are promoted (and the added dimension removed from the result),
     batch dimensions broadcast. Strided views are used in place when one of their
     two trailing strides is the element size; otherwise they are copied to C order.
-    Runs on CuPy's current stream.
+    bias (optional) is a contiguous 1-D array of length N added to every row, as
+    backend.cpu.matmul. Runs on CuPy's current stream.
     """
     mod, cp = require()
-    _check_cupy("matmul", cp, a=a, b=b)
-    dtype = _dtype_name("matmul", a, b)
+    _check_cupy("matmul", cp, a=a, b=b, **({} if bias is None else {"bias": bias}))
+    dtype = _dtype_name("matmul", a, b, *([] if bias is None else [bias]))
+    if act not in _ACTS:
+        raise ValueError(f"[matmul] act must be 'none', 'relu' or 'gelu' but is {act!r}")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
             f"[matmul] operands must have at least 1 dimension but have shapes {a.shape} and "
@@ -222,10 +183,17 @@ def matmul(a: cupy.ndarray, b: cupy.ndarray) -> cupy.ndarray:
             f"{b.shape}"
         ) from None
 
+    if bias is not None and (
+        bias.ndim != 1 or bias.shape[0] != n or (n > 1 and bias.strides[0] != bias.itemsize)
+    ):
+        raise ValueError(
+            f"[matmul] bias must be a contiguous 1-D array of length {n} but has shape "
+            f"{bias.shape} and strides {bias.strides}"
+        )
     with a.device:
         c = cp.empty(batch + (m, n), dtype=a.dtype)
         if c.size:
-            _batched_gemm(mod, cp, a2, b2, c, batch, dtype)
+            _batched_gemm(mod, cp, a2, b2, c, batch, dtype, bias, _ACTS[act])
     if b.ndim == 1:
         c = c[..., 0]
     if a.ndim == 1:
@@ -241,6 +209,8 @@ def _batched_gemm(
     c: cupy.ndarray,
     batch: tuple[int, ...],
     dtype: str,
+    bias: cupy.ndarray | None,
+    act: int,
 ) -> None:
     """c[...] = a[...] @ b[...] over broadcast batch dims: one strided-batched launch per
     combination of the batch dims that cannot be merged into a single stride."""
@@ -263,87 +233,150 @@ def _batched_gemm(
             a.data.ptr + oa, lda, isa,
             b.data.ptr + ob, ldb, isb,
             0.0, c.data.ptr + oc, n, isc, inner, dtype, stream,
+            0 if bias is None else bias.data.ptr, 0 if bias is None else 2, act,
         )  # fmt: skip
 
 
-def _row_major_ld(op: str, name: str, x: cupy.ndarray) -> int:
-    """ld of a matrix whose rows are contiguous (unit stride on the last dim)."""
-    e = x.itemsize
-    rows, cols = x.shape[-2:]
-    sr, sc = x.strides[-2:]
-    if cols > 1 and sc != e or sr % e or (rows > 1 and sr // e < cols):
-        raise ValueError(
-            f"[{op}] {name} must have contiguous rows (unit stride on the last dimension) but "
-            f"has shape {x.shape} and strides {x.strides}"
-        )
-    return sr // e if rows > 1 else max(cols, 1)
+def _flat_checks(
+    op: str,
+    cp: ModuleType,
+    ta: bool,
+    tb: bool,
+    M: int,
+    N: int,
+    K: int,
+    A: cupy.ndarray,
+    lda: int,
+    sa: int,
+    B: cupy.ndarray,
+    ldb: int,
+    sb: int,
+    C: cupy.ndarray,
+    ldc: int,
+    sc: int,
+    batch: int,
+    bias: cupy.ndarray | None,
+    bias_kind: str,
+    act: str,
+) -> tuple[str, int, int]:
+    """The checks of pyengine._C's gemm on flat buffers, so no launch can touch memory outside
+    A, B, C or bias. Returns (dtype name, bias kind code, act code)."""
+    named = {"A": A, "B": B, "C": C} | ({} if bias is None else {"bias": bias})
+    _check_cupy(op, cp, **named)
+    dtype = _dtype_name(op, *named.values())
+    for name, x in named.items():
+        if not x.flags.c_contiguous:
+            raise ValueError(f"[{op}] {name} must be C-contiguous (a flat buffer)")
+        if x.device != C.device:
+            raise ValueError(f"[{op}] {name} is on {x.device} but C is on {C.device}")
+    if bias_kind not in _BIAS_KINDS:
+        raise ValueError(f"[{op}] bias_kind must be 'none', 'row' or 'col' but is {bias_kind!r}")
+    if act not in _ACTS:
+        raise ValueError(f"[{op}] act must be 'none', 'relu' or 'gelu' but is {act!r}")
+    if min(M, N, K, batch) < 0:
+        raise ValueError(f"[{op}] M, N, K, batch must be >= 0 but are {M}, {N}, {K}, {batch}")
+
+    def span(rows: int, cols: int, ld: int) -> int:
+        return 0 if rows == 0 or cols == 0 else (rows - 1) * ld + cols
+
+    def need(stride: int, extent: int) -> int:
+        return 0 if batch == 0 or extent == 0 else (batch - 1) * stride + extent
+
+    a_rows, a_cols = (K, M) if ta else (M, K)
+    b_rows, b_cols = (N, K) if tb else (K, N)
+    # ld and stride rules are checked by _cuda itself; extents need the array sizes.
+    if (
+        lda >= max(1, a_cols)
+        and ldb >= max(1, b_cols)
+        and ldc >= max(1, N)
+        and min(sa, sb, sc) >= 0
+    ):
+        for name, x, stride, extent in (
+            ("A", A, sa, span(a_rows, a_cols, lda)),
+            ("B", B, sb, span(b_rows, b_cols, ldb)),
+            ("C", C, sc, span(M, N, ldc)),
+        ):
+            if name != "C" and (K == 0 or M == 0 or N == 0):
+                continue  # nothing read
+            if x.size < need(stride, extent):
+                raise ValueError(
+                    f"[{op}] {name} holds {x.size} elements but {need(stride, extent)} are needed"
+                )
+    kind = _BIAS_KINDS[bias_kind]
+    if kind:
+        if bias is None:
+            raise ValueError(f"[{op}] bias_kind={bias_kind!r} needs a bias array")
+        n = M if kind == 1 else N
+        if bias.size < n:
+            raise ValueError(f"[{op}] bias holds {bias.size} elements but {n} are needed")
+    elif bias is not None:
+        raise ValueError(f"[{op}] a bias was given with bias_kind='none'")
+    return dtype, kind, _ACTS[act]
 
 
 def gemm(
-    a: cupy.ndarray,
-    b: cupy.ndarray,
-    c: cupy.ndarray | None = None,
+    transA: bool,
+    transB: bool,
+    M: int,
+    N: int,
+    K: int,
+    alpha: float,
+    A: cupy.ndarray,
+    lda: int,
+    B: cupy.ndarray,
+    ldb: int,
+    beta: float,
+    C: cupy.ndarray,
+    ldc: int,
     *,
-    trans_a: bool = False,
-    trans_b: bool = False,
-    alpha: float = 1.0,
-    beta: float = 0.0,
     bias: cupy.ndarray | None = None,
-    bias_kind: str = "col",
+    bias_kind: str = "none",
     act: str = "none",
-) -> cupy.ndarray:
-    """``c = act(alpha * op(a) @ op(b) + beta * c + bias)`` with pyengine._cuda.gemm.
+) -> None:
+    """BLAS-style GEMM on flat row-major CuPy buffers; C is overwritten (see cuda/gemm.h).
 
-    a, b, c are 2-D CuPy arrays with contiguous rows (any row stride); op(x) is x.T
-    when trans_x. The arrays as stored are (M, K) or (K, M) for a, (K, N) or (N, K)
-    for b, (M, N) for c. c is written in place and returned; when c is None it is
-    allocated and beta must be 0. bias is a contiguous 1-D array of length N
-    (bias_kind="col", as in a linear layer) or M (bias_kind="row"); act is "none",
-    "relu" or "gelu" (exact). Runs on CuPy's current stream.
+    Same signature and checks as backend.cpu.gemm; enqueued on CuPy's current stream.
     """
+    gemm_strided_batched(
+        transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1,
+        bias=bias, bias_kind=bias_kind, act=act,
+    )  # fmt: skip
+
+
+def gemm_strided_batched(
+    transA: bool,
+    transB: bool,
+    M: int,
+    N: int,
+    K: int,
+    alpha: float,
+    A: cupy.ndarray,
+    lda: int,
+    strideA: int,
+    B: cupy.ndarray,
+    ldb: int,
+    strideB: int,
+    beta: float,
+    C: cupy.ndarray,
+    ldc: int,
+    strideC: int,
+    batch: int,
+    *,
+    bias: cupy.ndarray | None = None,
+    bias_kind: str = "none",
+    act: str = "none",
+) -> None:
+    """Strided-batched GEMM on flat CuPy buffers: matrix b of A starts at A[b*strideA], etc."""
     mod, cp = require()
-    named = {"a": a, "b": b, "c": c, "bias": bias}
-    named = {key: x for key, x in named.items() if x is not None}
-    _check_cupy("gemm", cp, **named)
-    arrays = list(named.values())
-    dtype = _dtype_name("gemm", *arrays)
-    if a.ndim != 2 or b.ndim != 2 or (c is not None and c.ndim != 2):
-        shapes = [x.shape for x in (a, b, c) if x is not None]
-        raise ValueError(f"[gemm] a, b and c must be 2-D but have shapes {shapes}")
-    if any(x.device != a.device for x in arrays):
-        raise ValueError("[gemm] all arrays must be on the same device")
-    m, k = a.shape[::-1] if trans_a else a.shape
-    kb, n = b.shape[::-1] if trans_b else b.shape
-    if k != kb:
-        raise ValueError(f"[gemm] op(a) is {m}x{k} but op(b) is {kb}x{n}: inner dimensions differ")
-    if bias_kind not in BIAS_KINDS:
-        raise ValueError(f"[gemm] bias_kind must be one of {list(BIAS_KINDS)} but is {bias_kind!r}")
-    if act not in ACTIVATIONS:
-        raise ValueError(f"[gemm] act must be one of {list(ACTIVATIONS)} but is {act!r}")
-    kind = 0
-    if bias is not None and bias_kind != "none":
-        want = n if bias_kind == "col" else m
-        if bias.ndim != 1 or bias.shape[0] != want:
-            raise ValueError(
-                f"[gemm] bias ({bias_kind}) must have shape ({want},) but has {bias.shape}"
-            )
-        if bias.shape[0] > 1 and bias.strides[0] != bias.itemsize:
-            raise ValueError(f"[gemm] bias must be contiguous but has strides {bias.strides}")
-        kind = BIAS_KINDS[bias_kind]
-    with a.device:
-        if c is None:
-            if beta != 0:
-                raise ValueError(f"[gemm] beta = {beta} needs an output c to read")
-            c = cp.empty((m, n), dtype=a.dtype)
-        elif c.shape != (m, n):
-            raise ValueError(f"[gemm] c must have shape {(m, n)} but has {c.shape}")
-        lda = _row_major_ld("gemm", "a", a)
-        ldb = _row_major_ld("gemm", "b", b)
-        ldc = _row_major_ld("gemm", "c", c)
-        mod.gemm(
-            trans_a, trans_b, m, n, k, float(alpha),
-            a.data.ptr, lda, b.data.ptr, ldb, float(beta), c.data.ptr, ldc,
-            dtype, cp.cuda.get_current_stream().ptr,
-            bias.data.ptr if kind else 0, kind, ACTIVATIONS[act],
+    dtype, kind, act_code = _flat_checks(
+        "gemm", cp, bool(transA), bool(transB), M, N, K, A, lda, strideA, B, ldb, strideB,
+        C, ldc, strideC, batch, bias, bias_kind, act,
+    )  # fmt: skip
+    with C.device:
+        mod.gemm_strided_batched(
+            bool(transA), bool(transB), M, N, K, float(alpha),
+            A.data.ptr, lda, strideA, B.data.ptr, ldb, strideB,
+            float(beta), C.data.ptr, ldc, strideC, batch, dtype,
+            cp.cuda.get_current_stream().ptr,
+            bias.data.ptr if kind else 0, kind, act_code,
         )  # fmt: skip
-    return c

@@ -5,6 +5,8 @@ dim is None (all dims), an int or a tuple of ints; negative dims count from the 
 
 from __future__ import annotations
 
+import builtins
+
 from collections import namedtuple
 from typing import Optional, Union
 
@@ -27,9 +29,9 @@ def norm_dims(dim: Dims, ndim: int, op: str) -> tuple:
     out = []
     for d in dims:
         d = int(d)
-        if not -max(ndim, 1) <= d < max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
             raise IndexError(f"[{op}] dim {d} is out of range for a tensor of {ndim} dims")
-        out.append(d % max(ndim, 1) if ndim else 0)
+        out.append(d % builtins.max(ndim, 1) if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"[{op}] dim {dims} repeats a dimension")
     return tuple(sorted(out)) if ndim else ()
@@ -60,7 +62,7 @@ def mean(x: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     _check_float(x, "mean")
     dims = norm_dims(dim, x.ndim, "mean")
     n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-    return Sum.apply(x, dims, keepdim) / max(n, 1) if n else Sum.apply(x, dims, keepdim) * np.nan
+    return Sum.apply(x, dims, keepdim) / builtins.max(n, 1) if n else Sum.apply(x, dims, keepdim) * np.nan
 
 
 def _correction(unbiased, correction) -> float:
@@ -186,7 +188,7 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
     (d,) = norm_dims(dim, x.ndim, "gather")
     if idx.size and (idx.min() < -x.shape[d] or idx.max() >= x.shape[d]):
         raise IndexError(f"[gather] index out of range for dim {d} of size {x.shape[d]}")
-    return Gather.apply(x, d, idx % max(x.shape[d], 1))
+    return Gather.apply(x, d, idx % builtins.max(x.shape[d], 1))
 
 
 def _max_min(x: Tensor, dim, keepdim, largest: bool, op: str):

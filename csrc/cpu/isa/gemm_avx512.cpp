@@ -89,6 +89,59 @@ void microkernel(int64_t K, const typename Tr::T* a, const typename Tr::T* b, ty
   }
 }
 
+// In-register transpose of an 8 x 8 float block: r[i][j] -> r[j][i].
+void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // a0 b0 c0 d0 | a4 ...
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);  // a1 b1 c1 d1 | a5 ...
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+__mmask8 low_mask(int n) { return n >= 8 ? __mmask8(0xFF) : n <= 0 ? __mmask8(0) : __mmask8((1u << n) - 1); }
+
+// fp32 packing (contract: gemm_detail::PackPanel), W a multiple of 8.
+// Contiguous source rows are copied with masked loads (the mask does the zero
+// padding); strided ones go through 8 x 8 register transposes so both loads
+// and stores stay vector-wide.
+template <int W>
+void pack_f32(int64_t kc, int w, const float* src, int64_t ld, bool x_contiguous, float* dst) {
+  static_assert(W % 8 == 0, "pack width must be a multiple of 8");
+  if (x_contiguous) {
+    __mmask8 m[W / 8];
+    for (int c = 0; c < W / 8; ++c) m[c] = low_mask(w - 8 * c);
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* s = src + k * ld;
+#pragma GCC unroll 4
+      for (int c = 0; c < W / 8; ++c)
+        _mm256_store_ps(dst + k * W + 8 * c, _mm256_maskz_loadu_ps(m[c], s + 8 * c));
+    }
+    return;
+  }
+  for (int x0 = 0; x0 < W; x0 += 8) {
+    const int rows = w - x0;  // valid rows in this group of 8 (may be <= 0)
+    for (int64_t k0 = 0; k0 < kc; k0 += 8) {
+      const int nk = static_cast<int>(kc - k0 < 8 ? kc - k0 : 8);
+      const __mmask8 km = low_mask(nk);
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = i < rows ? _mm256_maskz_loadu_ps(km, src + (x0 + i) * ld + k0) : _mm256_setzero_ps();
+      transpose8x8(r);
+      for (int kk = 0; kk < nk; ++kk) _mm256_store_ps(dst + (k0 + kk) * W + x0, r[kk]);
+    }
+  }
+}
+
 #ifndef PE_GEMM512_F32_MR  // tuning hooks for the standalone harness only
 #define PE_GEMM512_F32_MR 8
 #define PE_GEMM512_F32_NV 2
@@ -113,7 +166,7 @@ void microkernel(int64_t K, const typename Tr::T* a, const typename Tr::T* b, ty
 KernelDesc<float> avx512::kernel_f32() {
   constexpr int MR = PE_GEMM512_F32_MR, NV = PE_GEMM512_F32_NV;
   return {MR, NV * F32::kLanes, PE_GEMM512_F32_MC, PE_GEMM512_F32_KC, 4096 / (NV * 16) * (NV * 16),
-          &microkernel<F32, MR, NV>};
+          &microkernel<F32, MR, NV>, &pack_f32<MR>, &pack_f32<NV * 16>};
 }
 
 // fp64, 14 x 16 tile (same register budget as fp32, half the lanes).

@@ -12,8 +12,10 @@
 namespace pyengine::cpu::gemm_detail {
 
 // Microkernel contract (row-major C, like cpu/gemm.h):
-//   a: packed A micro-panel, K x MR: a[k*MR + i] = op(A)(i, k). 64-byte aligned.
-//   b: packed B micro-panel, K x NR: b[k*NR + j] = op(B)(k, j). 64-byte aligned.
+//   a: packed A micro-panel, K x MR: a[k*MR + i] = op(A)(i, k); only
+//      broadcast from, so no alignment beyond the element's is promised.
+//   b: packed B micro-panel, K x NR: b[k*NR + j] = op(B)(k, j), aligned to
+//      min(64, NR*sizeof(T)) bytes, so vector loads of B may be aligned.
 //   c: the full MR x NR tile, c[i*ldc + j]; any alignment.
 //   Computes c = alpha * (a * b) + beta * c for the whole tile; beta == 0 means
 //   c is not read (NaN there does not propagate). K >= 1.
@@ -23,6 +25,17 @@ template <typename T>
 using MicroKernel = void (*)(int64_t K, const T* a, const T* b, T* c, int64_t ldc, T alpha,
                              T beta);
 
+// Optional packing routine contract: packs one micro-panel of width W (W = MR
+// for A, NR for B) and depth kc: dst[k*W + x] = S(x, k) for x < w, and 0 for
+// w <= x < W, where S(x, k) = src[k*ld + x] if x_contiguous, else
+// src[x*ld + k]. dst is aligned to min(64, W*sizeof(T)) bytes (panels start
+// at multiples of W*kc elements in a 64-byte aligned buffer). A null pointer
+// means the driver's portable routine is used.
+//   op(A) panel: x = row i;    x_contiguous = transA.
+//   op(B) panel: x = column j; x_contiguous = !transB.
+template <typename T>
+using PackPanel = void (*)(int64_t kc, int w, const T* src, int64_t ld, bool x_contiguous, T* dst);
+
 template <typename T>
 struct KernelDesc {
   int mr;   // rows of the register tile (broadcast from packed A)
@@ -31,6 +44,8 @@ struct KernelDesc {
   int kc;   // depth of one packed panel (B micro-panel kc x nr kept in L1)
   int nc;   // columns of the packed B panel (kept in L3), multiple of nr
   MicroKernel<T> kernel;
+  PackPanel<T> pack_a = nullptr;  // width mr
+  PackPanel<T> pack_b = nullptr;  // width nr
 };
 
 // The largest tile any ISA uses; the driver keeps an edge scratch tile this big.
