@@ -48,6 +48,8 @@ from .ops import *  # noqa: E402,F401,F403
 from .kernels import gemm, gemm_strided_batched  # noqa: E402
 from . import autograd, backend, functional  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
+from . import data, optim  # noqa: E402,F401
+from .serialization import load, save  # noqa: E402
 
 __version__ = _C.__version__
 
@@ -59,4 +61,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "info", "set_num_threads",
     "get_num_threads", "set_cpu_isa", "get_cpu_isa", "supported_cpu_isas", "gemm",
     "gemm_strided_batched", "autograd", "functional", "nn", *ops.__all__,
+    "data", "optim", "save", "load",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def status() -> dict:
     """{'built', 'cupy', 'devices', 'status'}; computed once per process."""
     out = {"built": False, "cupy": False, "devices": [], "status": ""}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -174,15 +174,14 @@ class Function:
         ctx = Context(cls)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx.needs_input_grad = needs
-        record = is_grad_enabled() and any(needs)
-        prev = is_grad_enabled()
+        if not (any(needs) and is_grad_enabled()):
+            # Nothing to record: forward's inner ops see no input that requires grad.
+            return cls.forward(ctx, *args, **kwargs)
         _set_enabled(False)
         try:
             out = cls.forward(ctx, *args, **kwargs)
         finally:
-            _set_enabled(prev)
-        if not record:
-            return out
+            _set_enabled(True)
         outputs = out if isinstance(out, tuple) else (out,)
         wrapped = []
         for i, t in enumerate(outputs):
@@ -277,7 +276,7 @@ def _accumulate(buf: dict, key, g):
 def _run_backward(tensors, grad_tensors, retain_graph, create_graph, capture=None):
     """Propagate gradients from tensors. Leaves accumulate .grad unless capture is given, in
     which case the gradients for the captured edges are returned and no .grad is touched."""
-    from .tensor import Tensor, zeros
+    from .tensor import zeros
 
     grads = _initial_grads(tensors, grad_tensors)
     buffers: dict = {}  # id(node) -> {output_nr: grad}
@@ -366,7 +365,9 @@ def _check_grads(node, grads: tuple) -> tuple:
         if edge is None or g is None:
             continue
         if not isinstance(g, Tensor):
-            raise TypeError(f"[{node.name()}] gradient {i} must be a Tensor, got {type(g).__name__}")
+            raise TypeError(
+                f"[{node.name()}] gradient {i} must be a Tensor, got {type(g).__name__}"
+            )
         target = edge[0] if edge[1] is None else None
         if target is not None and tuple(g.shape) != tuple(target.shape):
             raise RuntimeError(
@@ -413,7 +414,7 @@ def grad(
         keys.append((id(x.grad_fn), x._output_nr) if x.grad_fn is not None else (id(x), None))
     captured = _run_backward(outputs, grad_outputs, retain_graph, create_graph, set(keys))
     result = []
-    for x, key in zip(inputs, keys):
+    for key in keys:
         g = captured.get(key)
         if g is None and not allow_unused:
             raise RuntimeError(
@@ -525,11 +526,3 @@ def _analytical_jacobians(outputs, diff):
 def _to_host(t) -> np.ndarray:
     d = t.data
     return np.array(d.get() if hasattr(d, "get") else d, dtype=np.float64, copy=True)
-
-
-def _iter_tensors(obj) -> Iterable:
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _iter_tensors(o)
-    else:
-        yield obj

@@ -6,15 +6,20 @@ norm, softmax, attention, lstm); the foundation holds the basic ones.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional  # noqa: F401
 
-from .ops import matmul, pad, relu, sigmoid, tanh
-from .tensor import Tensor
+from .ops import pad, relu, sigmoid, tanh
+from .ops.conv import conv1d, conv2d, conv_transpose2d
+from .ops.attention import scaled_dot_product_attention
+from .ops.dropout import dropout, embedding
+from .ops.linear import linear
+from .ops.loss import (
+    binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, mse_loss,
+)
+from .tensor import Tensor  # noqa: F401
 
 __all__ = ["linear", "pad", "relu", "sigmoid", "tanh"]
-
-
-def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """input @ weight.T + bias, with weight of shape (out_features, in_features)."""
-    out = matmul(input, weight.mT)
-    return out + bias if bias is not None else out
+__all__ += ["conv1d", "conv2d", "conv_transpose2d"]
+__all__ += ["scaled_dot_product_attention"]
+__all__ += ["dropout", "embedding", "mse_loss", "l1_loss", "binary_cross_entropy",
+            "binary_cross_entropy_with_logits"]

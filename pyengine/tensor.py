@@ -8,7 +8,7 @@ device (no implicit casts); Python scalars take the tensor's dtype.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -185,8 +185,9 @@ class Tensor:
             self.grad_fn._retained = {}
         self.grad_fn._retained[self._output_nr] = weakref.ref(self)
 
-    def backward(self, gradient=None, retain_graph: Optional[bool] = None,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self, gradient=None, retain_graph: Optional[bool] = None, create_graph: bool = False
+    ) -> None:
         """Accumulate the gradient of this tensor into the .grad of the leaves it depends on."""
         _autograd_backward(self, gradient, retain_graph, create_graph)
 
@@ -403,7 +404,10 @@ class Tensor:
     # ---- printing
     def __repr__(self) -> str:
         body = np.array2string(
-            _move(self.data, "cpu"), separator=", ", prefix="tensor(", precision=4,
+            _move(self.data, "cpu"),
+            separator=", ",
+            prefix="tensor(",
+            precision=4,
             threshold=1000,
         )
         extra = []
@@ -455,6 +459,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         if arr.dtype == object:
             raise TypeError("[tensor] could not infer a numeric dtype from the data")
     dt = _dtype.to_dtype(dtype) or _infer_dtype(arr, from_python)
+    if dt.kind not in "fiub":
+        raise TypeError(f"[tensor] unsupported dtype {dt}: use a float, integer or bool dtype")
     xp = _xp_of_device(device)
     out = xp.array(_move(arr, device) if device == "cpu" else arr, dtype=dt, copy=True)
     return Tensor(out, requires_grad=requires_grad)
@@ -520,12 +526,10 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     elif dtype is None and isinstance(fill_value, numbers.Integral):
         dtype = _dtype.int64
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
-    return _factory(lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device,
-                    requires_grad)
+    return _factory(lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None,
-           requires_grad: bool = False) -> Tensor:
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -533,18 +537,22 @@ def arange(start, end=None, step=1, dtype=None, device=None,
         dtype = _dtype.int64 if ints else _dtype.get_default_dtype()
     if step == 0:
         raise ValueError("[arange] step must be nonzero")
-    return _factory(lambda xp, s, d: xp.arange(start, end, step, dtype=d), (), dtype, device,
-                    requires_grad)
+    return _factory(
+        lambda xp, s, d: xp.arange(start, end, step, dtype=d), (), dtype, device, requires_grad
+    )
 
 
-def linspace(start, end, steps: int, dtype=None, device=None,
-             requires_grad: bool = False) -> Tensor:
-    return _factory(lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), (), dtype, device,
-                    requires_grad)
+def linspace(
+    start, end, steps: int, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
+    return _factory(
+        lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), (), dtype, device, requires_grad
+    )
 
 
-def eye(n: int, m: Optional[int] = None, dtype=None, device=None,
-        requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int, m: Optional[int] = None, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
     return _factory(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
 
 
@@ -589,32 +597,42 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
 
 
 def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return zeros(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                 requires_grad=requires_grad)
+    return zeros(
+        *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
+    )
 
 
 def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return ones(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+    return ones(
+        *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
+    )
 
 
 def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return empty(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                 requires_grad=requires_grad)
+    return empty(
+        *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
+    )
 
 
-def full_like(t: Tensor, fill_value, dtype=None, device=None,
-              requires_grad: bool = False) -> Tensor:
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+def full_like(
+    t: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
+    return full(
+        t.shape,
+        fill_value,
+        dtype=dtype or t.dtype,
+        device=device or t.device,
+        requires_grad=requires_grad,
+    )
 
 
 def rand_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return rand(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+    return rand(
+        *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
+    )
 
 
 def randn_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return randn(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                 requires_grad=requires_grad)
-
+    return randn(
+        *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
+    )

@@ -38,9 +38,10 @@ GRADCHECK_MAX_NUMEL = 1000
 
 # ----------------------------------------------------------------- comparisons
 
+
 def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, pe.Tensor):
-        return x.numpy()
+        return x.detach().numpy()
     return np.asarray(x)
 
 
@@ -48,7 +49,9 @@ def assert_close(actual, expected, dtype=F32, *, rtol=None, atol=None, what: str
     """|actual - expected| <= atol * max(1, max|expected|) + rtol * |expected|, NaN == NaN."""
     actual = to_numpy(actual)
     expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape} != expected {expected.shape}"
+    )
     rt, at = TOL[np.dtype(dtype)]
     rt = rt if rtol is None else rtol
     at = at if atol is None else atol
@@ -61,6 +64,7 @@ def assert_close(actual, expected, dtype=F32, *, rtol=None, atol=None, what: str
 
 # ---------------------------------------------------------------- input makers
 # Each maker is gen(rng, shape) -> float64 ndarray.
+
 
 def uniform(low: float = -2.0, high: float = 2.0) -> Callable:
     return lambda rng, shape: rng.uniform(low, high, shape)
@@ -109,6 +113,7 @@ def ties(k: int = 3) -> Callable:
 
 
 # ---------------------------------------------------------------- the checker
+
 
 def _is_float_array(a) -> bool:
     return isinstance(a, np.ndarray) and a.dtype.kind == "f"
@@ -160,7 +165,7 @@ def check_op(
     ref_args, our_args, float_pos = [], [], []
     for i, (inp, g) in enumerate(zip(inputs, gens)):
         if isinstance(inp, tuple) and all(isinstance(n, (int, np.integer)) for n in inp):
-            inp = (g or uniform())(rng, inp)
+            inp = np.asarray((g or uniform())(rng, inp), dtype=np.float64)
         if _is_float_array(inp):
             arr = np.asarray(inp).astype(dtype)
             ref_args.append(arr.astype(np.float64))
@@ -172,7 +177,7 @@ def check_op(
         else:
             ref_args.append(inp)
             our_args.append(inp)
-    before = {i: our_args[i].numpy().copy() for i in float_pos}
+    before = {i: to_numpy(our_args[i]).copy() for i in float_pos}
 
     # -- forward
     out = op(*our_args, **kwargs)
@@ -183,17 +188,21 @@ def check_op(
     for k, (o, r) in enumerate(zip(outs, refs)):
         r = np.asarray(r)
         assert isinstance(o, pe.Tensor), f"output {k} is {type(o).__name__}, not a Tensor"
-        assert tuple(o.shape) == r.shape, f"output {k}: shape {tuple(o.shape)} != expected {r.shape}"
+        assert tuple(o.shape) == r.shape, (
+            f"output {k}: shape {tuple(o.shape)} != expected {r.shape}"
+        )
         want = _expected_dtype(r, dtype, out_dtype)
         assert o.dtype == want, f"output {k}: dtype {o.dtype} != expected {want}"
         if r.dtype.kind == "f":
             assert_close(o, r, want, rtol=rtol, atol=atol, what=f"forward output {k}")
             float_out.append(k)
         else:
-            np.testing.assert_array_equal(o.numpy(), r, err_msg=f"forward output {k}")
+            np.testing.assert_array_equal(to_numpy(o), r, err_msg=f"forward output {k}")
             assert not o.requires_grad, f"output {k} ({o.dtype}) must not require grad"
     for i in float_pos:
-        np.testing.assert_array_equal(our_args[i].numpy(), before[i], err_msg=f"op modified input {i}")
+        np.testing.assert_array_equal(
+            to_numpy(our_args[i]), before[i], err_msg=f"op modified input {i}"
+        )
 
     if ref_backward is None:
         for k, o in enumerate(outs):
@@ -205,15 +214,18 @@ def check_op(
     # -- backward through a random projection: loss = sum_k sum(out_k * R_k)
     for k in float_out:
         assert outs[k].requires_grad, f"output {k} does not require grad"
-    projs = {k: np.asarray(rng.standard_normal(np.shape(refs[k]))).astype(outs[k].dtype)
-             for k in float_out}
+    projs = {
+        k: np.asarray(rng.standard_normal(np.shape(refs[k]))).astype(outs[k].dtype)
+        for k in float_out
+    }
     loss = None
     for k in float_out:
         term = (outs[k] * pe.tensor(projs[k])).sum()
         loss = term if loss is None else loss + term
     loss.backward()
     gs = [projs[k].astype(np.float64) if k in projs else None for k in range(len(outs))]
-    ref_grads = ref_backward(gs[0] if len(outs) == 1 else tuple(gs), *ref_args, **kwargs)
+    multi = isinstance(out, (tuple, list))
+    ref_grads = ref_backward(tuple(gs) if multi else gs[0], *ref_args, **kwargs)
     ref_grads = _as_list(ref_grads)
     assert len(ref_grads) == len(inputs), "reference VJP must return one entry per input"
     for i in float_pos:
@@ -221,7 +233,9 @@ def check_op(
         assert rg is not None, f"reference gives no gradient for float input {i}"
         got = our_args[i].grad
         assert got is not None, f"input {i}: .grad is None after backward"
-        assert tuple(got.shape) == tuple(our_args[i].shape), f"input {i}: grad shape {tuple(got.shape)}"
+        assert tuple(got.shape) == tuple(our_args[i].shape), (
+            f"input {i}: grad shape {tuple(got.shape)}"
+        )
         assert got.dtype == dtype, f"input {i}: grad dtype {got.dtype} != {dtype}"
         assert_close(got, rg, dtype, rtol=grad_rtol, atol=grad_atol, what=f"gradient of input {i}")
 
@@ -235,9 +249,13 @@ def run_gradcheck(op, ref_args, float_pos, kwargs, seed=0):
     """pe.autograd.gradcheck of op on float64 copies of the float inputs."""
     numel = sum(int(np.asarray(ref_args[i]).size) for i in float_pos)
     if numel > GRADCHECK_MAX_NUMEL:
-        raise ValueError(f"check_op: {numel} input elements is too many for gradcheck; "
-                         "use smaller shapes or gradcheck=False")
-    xs = [pe.tensor(np.asarray(ref_args[i], np.float64).copy(), requires_grad=True) for i in float_pos]
+        raise ValueError(
+            f"check_op: {numel} input elements is too many for gradcheck; "
+            "use smaller shapes or gradcheck=False"
+        )
+    xs = [
+        pe.tensor(np.asarray(ref_args[i], np.float64).copy(), requires_grad=True) for i in float_pos
+    ]
     consts = [pe.tensor(a.copy()) if isinstance(a, np.ndarray) else a for a in ref_args]
     rng = np.random.default_rng(seed + 1)
     proj: dict[int, Any] = {}
@@ -267,6 +285,7 @@ def run_gradcheck(op, ref_args, float_pos, kwargs, seed=0):
 # ------------------------------------------------ numpy-only finite differences
 # Used to validate the references themselves (tests/test_reference.py).
 
+
 def numeric_vjp(f: Callable, args: list, i: int, g: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """d/d args[i] of sum(f(*args) * g) by central differences, NumPy only."""
     x = np.array(args[i], dtype=np.float64)
@@ -281,7 +300,12 @@ def numeric_vjp(f: Callable, args: list, i: int, g: np.ndarray, eps: float = 1e-
             out = f(*a)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             gs = g if isinstance(g, (tuple, list)) else (g,)
-            vals.append(sum(float(np.sum(np.asarray(o, np.float64) * gg))
-                            for o, gg in zip(outs, gs) if gg is not None))
+            vals.append(
+                sum(
+                    float(np.sum(np.asarray(o, np.float64) * gg))
+                    for o, gg in zip(outs, gs)
+                    if gg is not None
+                )
+            )
         grad[j] = (vals[0] - vals[1]) / (2 * eps)
     return grad

@@ -1,4 +1,4 @@
-"""Tensor matmul (`@`, pe.matmul): NumPy semantics, forward and backward vs the reference, gradcheck.
+"""Tensor matmul (`@`, pe.matmul): NumPy semantics; forward, backward vs reference, gradcheck.
 
 Runs under every CPU ISA path (matmul runs in our GEMM).
 """
@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_op
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
-
-import pyengine as pe
-from helpers import check_op
 from reference import gemm as R
 from reference import shape as S
+
+import pyengine as pe
 
 DTYPES = [pe.float32, pe.float64]
 DT_IDS = ["f32", "f64"]
@@ -53,8 +53,11 @@ def test_matmul_operator(cpu_isa, shapes, dtype):
     check_op(lambda a, b: a @ b, R.matmul, R.matmul_vjp, list(shapes), dtype=dtype)
 
 
-@pytest.mark.parametrize("shapes", [((4, 5), (5, 3)), ((2, 3), (3,)), ((2, 1, 3), (4, 3, 2))],
-                         ids=_ids([((4, 5), (5, 3)), ((2, 3), (3,)), ((2, 1, 3), (4, 3, 2))]))
+@pytest.mark.parametrize(
+    "shapes",
+    [((4, 5), (5, 3)), ((2, 3), (3,)), ((2, 1, 1, 3), (4, 3, 2))],
+    ids=_ids([((4, 5), (5, 3)), ((2, 3), (3,)), ((2, 1, 1, 3), (4, 3, 2))]),
+)
 def test_matmul_function(cpu_isa, shapes):
     check_op(pe.matmul, R.matmul, R.matmul_vjp, list(shapes), dtype=pe.float64)
 
@@ -63,12 +66,21 @@ def test_matmul_function(cpu_isa, shapes):
 @pytest.mark.parametrize("shape", [(33, 65, 17), (127, 31, 64), (1, 257, 16), (64, 1, 129)])
 def test_matmul_larger(cpu_isa, shape, dtype):
     m, k, n = shape
-    check_op(lambda a, b: a @ b, R.matmul, R.matmul_vjp, [(m, k), (k, n)], dtype=dtype, gradcheck=False,
-             rtol=1e-5, atol=1e-5 * np.sqrt(k))
+    check_op(
+        lambda a, b: a @ b,
+        R.matmul,
+        R.matmul_vjp,
+        [(m, k), (k, n)],
+        dtype=dtype,
+        gradcheck=False,
+        rtol=1e-5,
+        atol=1e-5 * np.sqrt(k),
+    )
 
 
 # ---------------------------------------------- views as operands (strides our GEMM must honour)
 # The reference for a composed op is the composition of reference functions.
+
 
 def _t_ref(a, b):
     return R.matmul(a.T, b)
@@ -120,9 +132,18 @@ def _expand_vjp(g, a, b):
 
 VIEW_CASES = {
     "a.T@b": (lambda a, b: a.T @ b, _t_ref, _t_vjp, [(5, 3), (5, 4)]),
-    "a@b.transpose": (lambda a, b: a @ b.transpose(-1, -2), _bt_ref, _bt_vjp, [(2, 3, 5), (2, 4, 5)]),
-    "a.T@b.T": (lambda a, b: a.T @ b.T, lambda a, b: R.matmul(a.T, b.T),
-                lambda g, a, b: tuple(x.T for x in R.matmul_vjp(g, a.T, b.T)), [(7, 3), (2, 7)]),
+    "a@b.transpose": (
+        lambda a, b: a @ b.transpose(-1, -2),
+        _bt_ref,
+        _bt_vjp,
+        [(2, 3, 5), (2, 4, 5)],
+    ),
+    "a.T@b.T": (
+        lambda a, b: a.T @ b.T,
+        lambda a, b: R.matmul(a.T, b.T),
+        lambda g, a, b: tuple(x.T for x in R.matmul_vjp(g, a.T, b.T)),
+        [(7, 3), (2, 7)],
+    ),
     "permuted": (lambda a, b: a.permute(1, 2, 0) @ b, _perm_ref, _perm_vjp, [(5, 2, 3), (5, 4)]),
     "sliced": (lambda a, b: a[::2, 1:] @ b[:, ::3], _slice_ref, _slice_vjp, [(7, 6), (5, 7)]),
     "expanded": (lambda a, b: a.expand(4, 3, 5) @ b, _expand_ref, _expand_vjp, [(3, 5), (4, 5, 2)]),
@@ -138,8 +159,13 @@ def test_matmul_of_views(cpu_isa, case, dtype):
 
 def test_matmul_same_tensor_both_sides(cpu_isa):
     """x @ x: both gradient contributions accumulate into x."""
-    check_op(lambda a: a @ a, lambda a: R.matmul(a, a),
-             lambda g, a: (sum(R.matmul_vjp(g, a, a)),), [(4, 4)], dtype=pe.float64)
+    check_op(
+        lambda a: a @ a,
+        lambda a: R.matmul(a, a),
+        lambda g, a: (sum(R.matmul_vjp(g, a, a)),),
+        [(4, 4)],
+        dtype=pe.float64,
+    )
 
 
 def test_matmul_under_no_grad(cpu_isa):
@@ -148,7 +174,9 @@ def test_matmul_under_no_grad(cpu_isa):
     with pe.no_grad():
         c = a @ b
     assert not c.requires_grad and c.grad_fn is None
-    np.testing.assert_allclose(c.numpy(), a.numpy().astype(np.float64) @ b.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        c.numpy(), a.detach().numpy().astype(np.float64) @ b.detach().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_matmul_with_constant_operand(cpu_isa):
@@ -161,9 +189,19 @@ def test_matmul_with_constant_operand(cpu_isa):
     np.testing.assert_allclose(a.grad.numpy(), np.ones((3, 2)) @ b.T, rtol=1e-12)
 
 
-@given(shapes=mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=5),
-       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+@given(
+    shapes=mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=5),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**16),
+)
 def test_matmul_random_shapes(cpu_isa, shapes, dtype, seed):
     a_shape, b_shape = shapes.input_shapes
-    check_op(lambda a, b: a @ b, R.matmul, R.matmul_vjp, [a_shape, b_shape], dtype=dtype, seed=seed,
-             gradcheck=dtype == pe.float64)
+    check_op(
+        lambda a, b: a @ b,
+        R.matmul,
+        R.matmul_vjp,
+        [a_shape, b_shape],
+        dtype=dtype,
+        seed=seed,
+        gradcheck=dtype == pe.float64,
+    )

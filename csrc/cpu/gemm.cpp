@@ -299,9 +299,13 @@ void split(int64_t n, int parts, int i, int64_t& lo, int64_t& hi) {
 }
 
 void team_barrier(int nt) {
+#ifdef _OPENMP
   if (nt > 1) {
 #pragma omp barrier
   }
+#else
+  (void)nt;
+#endif
 }
 
 // The five loops for one member `tid` of a team of `nt` threads. Every member

@@ -5,6 +5,7 @@
 //   op(B) is K x N: element (k, j) is B[k*ldb + j], or B[j*ldb + k] if transB.
 //   C is M x N: element (i, j) is C[i*ldc + j]; it is overwritten.
 //   beta == 0 means C is not read (NaN/Inf there do not propagate), as BLAS.
+//   alpha == 0 (or K == 0) means A and B are not read: C = beta*C + bias, as BLAS.
 //   The epilogue applies in order: alpha*AB, + beta*C, + bias, then act.
 //   Leading dimensions must be >= the row length they step over (checked by
 //   the bindings, not here). M, N or K may be 0; K == 0 gives beta*C + bias.

@@ -13,7 +13,7 @@ import platform
 import time
 from typing import Callable, Optional
 
-FAMILIES = ["gemm"]
+FAMILIES = ["gemm", "conv"]
 
 
 def machine() -> dict:

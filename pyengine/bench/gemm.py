@@ -13,17 +13,24 @@ UNIT = "GFLOP/s"
 
 def cases(quick: bool = False) -> list:
     """(name, batch, M, N, K, transA, transB)."""
-    out = [("64^3", 0, 64, 64, 64, False, False), ("256^3", 0, 256, 256, 256, False, False),
-           ("512^3", 0, 512, 512, 512, False, False),
-           ("1024^3", 0, 1024, 1024, 1024, False, False)]
+    out = [
+        ("64^3", 0, 64, 64, 64, False, False),
+        ("256^3", 0, 256, 256, 256, False, False),
+        ("512^3", 0, 512, 512, 512, False, False),
+        ("1024^3", 0, 1024, 1024, 1024, False, False),
+    ]
     if not quick:
-        out += [("2048^3", 0, 2048, 2048, 2048, False, False),
-                ("4096x768x3072", 0, 4096, 3072, 768, False, False)]
-    out += [("batched 64x(128x64 . 64x128)", 64, 128, 128, 64, False, False),
-            ("tall-skinny 8192x64 . 64x64", 0, 8192, 64, 64, False, False),
-            ("512^3 A^T", 0, 512, 512, 512, True, False),
-            ("512^3 B^T", 0, 512, 512, 512, False, True),
-            ("512^3 A^T B^T", 0, 512, 512, 512, True, True)]
+        out += [
+            ("2048^3", 0, 2048, 2048, 2048, False, False),
+            ("4096x768x3072", 0, 4096, 3072, 768, False, False),
+        ]
+    out += [
+        ("batched 64x(128x64 . 64x128)", 64, 128, 128, 64, False, False),
+        ("tall-skinny 8192x64 . 64x64", 0, 8192, 64, 64, False, False),
+        ("512^3 A^T", 0, 512, 512, 512, True, False),
+        ("512^3 B^T", 0, 512, 512, 512, False, True),
+        ("512^3 A^T B^T", 0, 512, 512, 512, True, True),
+    ]
     return out
 
 

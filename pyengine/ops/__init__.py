@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import _C
+from ..autograd import is_grad_enabled
 from ..tensor import Tensor
 from . import elementwise, indexing, matmul, reduce, shape
 from .elementwise import (
@@ -32,6 +36,15 @@ def _rev(fn):
     return lambda self, other: fn(other, self)
 
 
+def _matmul_operator(s, o):
+    """Tensor @: a lean path for 2-D CPU products that record no graph, else ops.matmul."""
+    if type(o) is Tensor and not ((s.requires_grad or o.requires_grad) and is_grad_enabled()):
+        a, b = s.data, o.data
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2:
+            return Tensor(_C.matmul2d(a, b))
+    return matmul(s, o)
+
+
 def _bind() -> None:
     T = Tensor
     # operators
@@ -48,7 +61,7 @@ def _bind() -> None:
     T.__neg__ = lambda s: neg(s)
     T.__pos__ = lambda s: s
     T.__abs__ = lambda s: abs(s)
-    T.__matmul__ = lambda s, o: matmul(s, o)
+    T.__matmul__ = _matmul_operator
     T.__rmatmul__ = lambda s, o: matmul(o, s)
     T.__eq__ = lambda s, o: eq(s, o)
     T.__ne__ = lambda s, o: ne(s, o)

@@ -46,13 +46,17 @@ def _pair(a, b, op: str):
             raise TypeError(f"[{op}] needs at least one Tensor")
         b_, a_ = _pair(b, a, op)
         return a_, b_
-    if (
-        a.dtype.kind in "iub"
-        and isinstance(b, (float, np.floating))
-        and not isinstance(b, Tensor)
-    ):
+    if a.dtype.kind in "iub" and isinstance(b, (float, np.floating)) and not isinstance(b, Tensor):
         a = cast(a, _dtype.get_default_dtype())
-    return a, _t(b, a, op)
+    b = _t(b, a, op)
+    if a.shape != b.shape:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"[{op}] shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
+            ) from None
+    return a, b
 
 
 def _check_float(x: Tensor, op: str) -> None:
@@ -205,8 +209,10 @@ def div(a, b) -> Tensor:
 
 
 def pow(a, b) -> Tensor:  # noqa: A001
-    if isinstance(a, Tensor) and isinstance(b, (numbers.Number, np.generic)) and not isinstance(
-        b, bool
+    if (
+        isinstance(a, Tensor)
+        and isinstance(b, (numbers.Number, np.generic))
+        and not isinstance(b, bool)
     ):
         if a.dtype.kind in "iu" and isinstance(b, (float, np.floating)):
             a = cast(a, _dtype.get_default_dtype())
@@ -231,10 +237,14 @@ def _unary(name, fwd, bwd, float_only=True):
         (x,) = ctx.saved_tensors
         return (bwd(x, g),)
 
-    cls = type(name.capitalize(), (Function,), {
-        "forward": staticmethod(forward),
-        "backward": staticmethod(backward),
-    })
+    cls = type(
+        name.capitalize(),
+        (Function,),
+        {
+            "forward": staticmethod(forward),
+            "backward": staticmethod(backward),
+        },
+    )
     return cls
 
 
@@ -247,7 +257,9 @@ Sin = _unary("sin", lambda xp, x: xp.sin(x), lambda x, g: g * cos(x))
 Cos = _unary("cos", lambda xp, x: xp.cos(x), lambda x, g: -g * sin(x))
 Tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda x, g: g * (1 - tanh(x) ** 2))
 Relu = _unary(
-    "relu", lambda xp, x: xp.maximum(x, 0), lambda x, g: g * _mask(x.data > 0, x),
+    "relu",
+    lambda xp, x: xp.maximum(x, 0),
+    lambda x, g: g * _mask(x.data > 0, x),
     float_only=False,
 )
 
@@ -408,6 +420,12 @@ def where(cond, a, b) -> Tensor:
     if c.dtype != np.bool_:
         raise TypeError(f"[where] condition must be a bool tensor, got {c.dtype}")
     a, b = _pair(a, b, "where")
+    try:
+        np.broadcast_shapes(c.shape, a.shape)
+    except ValueError:
+        raise ValueError(
+            f"[where] condition shape {tuple(c.shape)} cannot be broadcast with {tuple(a.shape)}"
+        ) from None
     if isinstance(cond, Tensor) and cond.device != a.device:
         raise RuntimeError(f"[where] condition is on {cond.device} but x on {a.device}")
     return Where.apply(c, a, b)

@@ -24,8 +24,9 @@ def normalize_key(key, x: Tensor):
     for k in key:
         if isinstance(k, Tensor):
             if k.dtype.kind not in "iub":
-                raise IndexError(f"[index] tensors used as indices must be integer or bool, "
-                                 f"got {k.dtype}")
+                raise IndexError(
+                    f"[index] tensors used as indices must be integer or bool, got {k.dtype}"
+                )
             if k.device != x.device:
                 raise RuntimeError(f"[index] index is on {k.device} but the tensor on {x.device}")
             k = k.data
@@ -36,8 +37,10 @@ def normalize_key(key, x: Tensor):
         elif isinstance(k, np.ndarray) and x.device != "cpu":
             k = x._xp.asarray(k)
         elif isinstance(k, float):
-            raise IndexError("[index] only integers, slices, None, Ellipsis, integer or bool "
-                             "arrays are valid indices")
+            raise IndexError(
+                "[index] only integers, slices, None, Ellipsis, integer or bool "
+                "arrays are valid indices"
+            )
         out.append(k)
     return tuple(out)
 

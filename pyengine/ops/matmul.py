@@ -6,22 +6,28 @@ second-order gradients work.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import for_array
 from ..tensor import Tensor
 from .elementwise import sum_to
 
+_FLOATS = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+
 
 def _check(a: Tensor, b: Tensor, op: str) -> None:
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError(f"[{op}] expects two Tensors, got {type(a).__name__} and "
-                        f"{type(b).__name__}")
-    if a.device != b.device:
+        raise TypeError(
+            f"[{op}] expects two Tensors, got {type(a).__name__} and {type(b).__name__}"
+        )
+    da, db = a.data, b.data
+    if type(da) is not type(db):
         raise RuntimeError(f"[{op}] tensors are on {a.device} and {b.device}")
-    for x in (a, b):
-        if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
-            raise TypeError(f"[{op}] expects float32 or float64 tensors, got {x.dtype}")
-    if a.dtype != b.dtype:
+    if da.dtype not in _FLOATS or db.dtype not in _FLOATS:
+        bad = da.dtype if da.dtype not in _FLOATS else db.dtype
+        raise TypeError(f"[{op}] expects float32 or float64 tensors, got {bad}")
+    if da.dtype != db.dtype:
         raise TypeError(f"[{op}] dtypes differ: {a.dtype} and {b.dtype}; cast one explicitly")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"[{op}] both arguments need at least 1 dimension, got 0-d")
@@ -46,6 +52,8 @@ class Matmul(Function):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are promoted and the added dim removed."""
     _check(a, b, "matmul")
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:  # the common case, lean
+        return Matmul.apply(a, b)
     a2 = a.unsqueeze(0) if a.ndim == 1 else a
     b2 = b.unsqueeze(-1) if b.ndim == 1 else b
     if a2.shape[-1] != b2.shape[-2]:
@@ -54,8 +62,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"({a2.shape[-1]} != {b2.shape[-2]})"
         )
     try:
-        import numpy as np
-
         np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     except ValueError:
         raise ValueError(

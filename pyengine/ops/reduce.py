@@ -6,7 +6,6 @@ dim is None (all dims), an int or a tuple of ints; negative dims count from the 
 from __future__ import annotations
 
 import builtins
-
 from collections import namedtuple
 from typing import Optional, Union
 
@@ -62,7 +61,11 @@ def mean(x: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     _check_float(x, "mean")
     dims = norm_dims(dim, x.ndim, "mean")
     n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-    return Sum.apply(x, dims, keepdim) / builtins.max(n, 1) if n else Sum.apply(x, dims, keepdim) * np.nan
+    return (
+        Sum.apply(x, dims, keepdim) / builtins.max(n, 1)
+        if n
+        else Sum.apply(x, dims, keepdim) * np.nan
+    )
 
 
 def _correction(unbiased, correction) -> float:
@@ -71,8 +74,14 @@ def _correction(unbiased, correction) -> float:
     return 1.0 if unbiased in (None, True) else 0.0
 
 
-def var(x: Tensor, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False,
-        *, correction: Optional[float] = None) -> Tensor:
+def var(
+    x: Tensor,
+    dim: Dims = None,
+    unbiased: Optional[bool] = None,
+    keepdim: bool = False,
+    *,
+    correction: Optional[float] = None,
+) -> Tensor:
     """Variance with Bessel's correction by default (correction=1), as torch.var."""
     _check_float(x, "var")
     dims = norm_dims(dim, x.ndim, "var")
@@ -83,8 +92,14 @@ def var(x: Tensor, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: b
     return ss / (n - c) if n - c > 0 else ss * np.inf
 
 
-def std(x: Tensor, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False,
-        *, correction: Optional[float] = None) -> Tensor:
+def std(
+    x: Tensor,
+    dim: Dims = None,
+    unbiased: Optional[bool] = None,
+    keepdim: bool = False,
+    *,
+    correction: Optional[float] = None,
+) -> Tensor:
     return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
@@ -100,8 +115,9 @@ class Amax(Function):
         out = xp.asarray(red(x.data, axis=dims, keepdims=True))
         ctx.save_for_backward(x)
         ctx.out, ctx.dims = out, dims
-        return Tensor(out if keepdim else out.reshape([s for i, s in enumerate(out.shape)
-                                                       if i not in dims]))
+        return Tensor(
+            out if keepdim else out.reshape([s for i, s in enumerate(out.shape) if i not in dims])
+        )
 
     @staticmethod
     def backward(ctx, g):

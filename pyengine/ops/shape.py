@@ -258,8 +258,9 @@ class Pad(Function):
         pos = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
         out = xp.pad(x.data, pos, mode="constant", constant_values=value)
         if neg:  # negative padding crops, as torch
-            crop = tuple(slice(-min(lo, 0), out.shape[i] + min(hi, 0))
-                         for i, (lo, hi) in enumerate(widths))
+            crop = tuple(
+                slice(-min(lo, 0), out.shape[i] + min(hi, 0)) for i, (lo, hi) in enumerate(widths)
+            )
             out = xp.ascontiguousarray(out[crop])
         return Tensor(out)
 

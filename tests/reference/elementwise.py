@@ -27,6 +27,7 @@ def _ub(g, x):
 
 # --------------------------------------------------------------------- binary
 
+
 def add(x, y):
     return _f(x) + _f(y)
 
@@ -101,6 +102,7 @@ def where_vjp(g, cond, x, y):  # gradient goes to the selected branch
 
 
 # ---------------------------------------------------------------------- unary
+
 
 def neg(x):
     return -_f(x)
@@ -209,6 +211,7 @@ def clamp_vjp(g, x, min=None, max=None):  # noqa: A002
 
 
 # ------------------------------------------------------------------ compare
+
 
 def eq(x, y):
     return _f(x) == _f(y)

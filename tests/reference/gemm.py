@@ -43,8 +43,28 @@ def c_indices(M: int, N: int, ldc: int, offset: int = 0) -> np.ndarray:
     return offset + np.arange(M)[:, None] * ldc + np.arange(N)[None, :]
 
 
-def gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, *, bias=None,
-         bias_kind="none", act="none", offA=0, offB=0, offC=0) -> np.ndarray:
+def gemm(
+    transA,
+    transB,
+    M,
+    N,
+    K,
+    alpha,
+    A,
+    lda,
+    B,
+    ldb,
+    beta,
+    C,
+    ldc,
+    *,
+    bias=None,
+    bias_kind="none",
+    act="none",
+    offA=0,
+    offB=0,
+    offC=0,
+) -> np.ndarray:
     """Return a float64 copy of the flat buffer C after the call (C itself is untouched)."""
     a = op_matrix(A, transA, M, K, lda, offA)
     b = op_matrix(B, transB, K, N, ldb, offB)
@@ -69,19 +89,58 @@ def gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, *, bias=N
     return out
 
 
-def gemm_strided_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                         beta, C, ldc, strideC, batch, *, bias=None, bias_kind="none",
-                         act="none") -> np.ndarray:
+def gemm_strided_batched(
+    transA,
+    transB,
+    M,
+    N,
+    K,
+    alpha,
+    A,
+    lda,
+    strideA,
+    B,
+    ldb,
+    strideB,
+    beta,
+    C,
+    ldc,
+    strideC,
+    batch,
+    *,
+    bias=None,
+    bias_kind="none",
+    act="none",
+) -> np.ndarray:
     """Batch b reads A at offset b*strideA (B likewise) and writes C at b*strideC."""
     out = np.array(C, dtype=np.float64).reshape(-1).copy()
     for i in range(batch):
-        out = gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, out, ldc,
-                   bias=bias, bias_kind=bias_kind, act=act,
-                   offA=i * strideA, offB=i * strideB, offC=i * strideC)
+        out = gemm(
+            transA,
+            transB,
+            M,
+            N,
+            K,
+            alpha,
+            A,
+            lda,
+            B,
+            ldb,
+            beta,
+            out,
+            ldc,
+            bias=bias,
+            bias_kind=bias_kind,
+            act=act,
+            offA=i * strideA,
+            offB=i * strideB,
+            offC=i * strideC,
+        )
     return out
 
 
 # ---------------------------------------------------------------- matmul (Tensor @)
+
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """NumPy matmul semantics: 1-D operands promoted, leading batch dims broadcast."""

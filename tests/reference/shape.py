@@ -141,6 +141,7 @@ def chunk_vjp(gs, x, chunks, dim=0):
 
 # ------------------------------------------------------------------------- pad
 
+
 def _source_index(n, lo, hi, mode):
     """For each output position along one dim, the source position (or -1 for `value`)."""
     s = np.arange(-lo, n + hi)

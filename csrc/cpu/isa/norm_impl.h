@@ -1,0 +1,478 @@
+// The norm kernels (contracts in cpu/norm.h), written once and compiled per ISA: each
+// cpu/isa/norm_<isa>.cpp defines PE_NORM_ISA and includes this file, so the same loops are
+// vectorized for SSE2, AVX2+FMA and AVX-512 (`#pragma omp simd` on the inner loops).
+//
+// batch_norm, S > 1: a team member owns whole channels. A channel (N*S elements, e.g. 400 KB
+// for 32x64x56x56 fp32) stays in L2 between its passes, so DRAM sees x once and y once:
+//   forward:  sum -> mean; sum (x - mean)^2 -> var; y = (x - mean) * scale + bias
+//   backward: sum dy, sum dy*(x - mean) -> dweight, dbias; dx = a*dy + b*(x - mean) + c
+// batch_norm, S == 1 ((N, C) input): members own blocks of rows and keep per-channel partial
+// sums (double) in the workspace, reduced by the calling thread between passes.
+// layer_norm: a member owns whole rows (a row stays in L1 across its passes); the backward's
+// dweight / dbias are per-member partial rows in the workspace, reduced at the end.
+#pragma once
+#ifndef PE_NORM_ISA
+#error "define PE_NORM_ISA (generic, avx2 or avx512) before including norm_impl.h"
+#endif
+
+#include <cmath>
+#include <cstdint>
+
+#include "cpu/isa/norm_kernels.h"
+#include "cpu/isa/rowwise_util.h"
+
+namespace pyengine::cpu::norm_detail::PE_NORM_ISA {
+namespace {
+
+thread_local RowScratch t_scratch;
+
+// ---- accumulation helpers: T within a chunk, double across chunks ----------------------
+
+template <typename T>
+double sum(const T* x, int64_t n) {
+  double acc = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kSumChunk) {
+    const int64_t m = std::min(kSumChunk, n - i0);
+    const T* p = x + i0;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < m; ++i) s += p[i];
+    acc += s;
+  }
+  return acc;
+}
+
+// sum (x - c)^2
+template <typename T>
+double sum_sq_dev(const T* x, int64_t n, T c) {
+  double acc = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kSumChunk) {
+    const int64_t m = std::min(kSumChunk, n - i0);
+    const T* p = x + i0;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < m; ++i) {
+      const T d = p[i] - c;
+      s += d * d;
+    }
+    acc += s;
+  }
+  return acc;
+}
+
+// sum dy and sum dy * (x - c)
+template <typename T>
+void sum_dy_dyx(const T* dy, const T* x, int64_t n, T c, double& sdy, double& sdyx) {
+  for (int64_t i0 = 0; i0 < n; i0 += kSumChunk) {
+    const int64_t m = std::min(kSumChunk, n - i0);
+    const T* g = dy + i0;
+    const T* p = x + i0;
+    T s0 = 0, s1 = 0;
+#pragma omp simd reduction(+ : s0, s1)
+    for (int64_t i = 0; i < m; ++i) {
+      s0 += g[i];
+      s1 += g[i] * (p[i] - c);
+    }
+    sdy += s0;
+    sdyx += s1;
+  }
+}
+
+// Mean and biased variance of x[n*stride + s], n < N, s < S (two passes, see the header).
+// var is corrected for the rounding of the mean to T: sum (x - m_T)^2 / M = var + (m - m_T)^2.
+template <typename T>
+void channel_stats(const T* x, int64_t N, int64_t S, int64_t stride, double& mean, double& var,
+                   T& mean_t) {
+  const double M = static_cast<double>(N * S);
+  double s = 0;
+  for (int64_t n = 0; n < N; ++n) s += sum(x + n * stride, S);
+  mean = s / M;
+  mean_t = static_cast<T>(mean);
+  double q = 0;
+  for (int64_t n = 0; n < N; ++n) q += sum_sq_dev(x + n * stride, S, mean_t);
+  const double d = mean - static_cast<double>(mean_t);
+  var = std::max(q / M - d * d, 0.0);
+}
+
+// ---- batch_norm forward -------------------------------------------------------------------
+
+template <typename T>
+void update_running(const BatchNormForward<T>& a, int64_t c, double mean, double var) {
+  if (a.running_mean == nullptr) return;
+  const double M = static_cast<double>(a.N * a.S);
+  const double m = a.momentum;
+  const double unbiased = M > 1 ? var * M / (M - 1) : var;
+  a.running_mean[c] = static_cast<T>((1 - m) * a.running_mean[c] + m * mean);
+  a.running_var[c] = static_cast<T>((1 - m) * a.running_var[c] + m * unbiased);
+}
+
+// y[n, c, :] = (x - mean) * scale + shift for one channel.
+template <typename T>
+void bn_apply_channel(const BatchNormForward<T>& a, int64_t c, T mean, T scale, T shift) {
+  const int64_t CS = a.C * a.S;
+  for (int64_t n = 0; n < a.N; ++n) {
+    const T* xp = a.x + n * CS + c * a.S;
+    T* yp = a.y + n * CS + c * a.S;
+#pragma omp simd
+    for (int64_t s = 0; s < a.S; ++s) yp[s] = (xp[s] - mean) * scale + shift;
+  }
+}
+
+template <typename T>
+void bn_forward_channels(const BatchNormForward<T>& a) {
+  const int64_t CS = a.C * a.S;
+  const int nt = threads_for(a.N * CS * 3, a.C);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < a.C; ++c) {
+    double mean, var;
+    T mean_t;
+    if (a.training) {
+      channel_stats(a.x + c * a.S, a.N, a.S, CS, mean, var, mean_t);
+      update_running(a, c, mean, var);
+    } else {
+      mean = a.running_mean[c];
+      var = a.running_var[c];
+      mean_t = a.running_mean[c];
+    }
+    const double invstd = 1.0 / std::sqrt(var + a.eps);
+    const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+    const double b = a.bias ? static_cast<double>(a.bias[c]) : 0.0;
+    a.save_mean[c] = mean_t;
+    a.save_invstd[c] = static_cast<T>(invstd);
+    // (x - mean_t) is exact for x near the mean; the rounding of the mean to T goes to the shift
+    const double scale = w * invstd;
+    const double shift = b - (mean - static_cast<double>(mean_t)) * scale;
+    bn_apply_channel(a, c, mean_t, static_cast<T>(scale), static_cast<T>(shift));
+  }
+}
+
+// S == 1: x is (N, C). Members own row blocks; per-channel partial sums in double.
+template <typename T>
+void bn_forward_rows(const BatchNormForward<T>& a) {
+  const int64_t N = a.N, C = a.C;
+  const int nt = threads_for(N * C * 3, N);
+  // layout: per-member partials (nt*C) | mean (C) | var (C) | scale, shift (2C of T)
+  double* part = t_scratch.get<double>(static_cast<int64_t>(nt) * C + 4 * C);
+  double* mean = part + static_cast<int64_t>(nt) * C;
+  double* var = mean + C;
+  T* mean_t = a.save_mean;
+  T* invstd_t = a.save_invstd;
+  if (a.training) {
+#pragma omp parallel num_threads(nt)
+    {
+      const int id = team_id(), size = team_size();
+      int64_t r0, r1;
+      split_range(N, id, size, r0, r1);
+      double* p = part + static_cast<int64_t>(id) * C;
+      for (int64_t c = 0; c < C; ++c) p[c] = 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = a.x + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) p[c] += xr[c];
+      }
+#pragma omp barrier
+#pragma omp single
+      {
+        for (int64_t c = 0; c < C; ++c) {
+          double s = 0;
+          for (int t = 0; t < size; ++t) s += part[static_cast<int64_t>(t) * C + c];
+          mean[c] = s / static_cast<double>(N);
+          mean_t[c] = static_cast<T>(mean[c]);
+        }
+      }  // implicit barrier
+      for (int64_t c = 0; c < C; ++c) p[c] = 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = a.x + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const double d = static_cast<double>(xr[c] - mean_t[c]);
+          p[c] += d * d;
+        }
+      }
+#pragma omp barrier
+#pragma omp single
+      {
+        for (int64_t c = 0; c < C; ++c) {
+          double q = 0;
+          for (int t = 0; t < size; ++t) q += part[static_cast<int64_t>(t) * C + c];
+          const double d = mean[c] - static_cast<double>(mean_t[c]);
+          var[c] = std::max(q / static_cast<double>(N) - d * d, 0.0);
+        }
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) update_running(a, c, mean[c], var[c]);
+  } else {
+    for (int64_t c = 0; c < C; ++c) {
+      var[c] = a.running_var[c];
+      mean_t[c] = a.running_mean[c];
+      mean[c] = a.running_mean[c];
+    }
+  }
+  T* scale = reinterpret_cast<T*>(var + C);
+  T* shift = scale + C;
+  for (int64_t c = 0; c < C; ++c) {
+    const double is = 1.0 / std::sqrt(var[c] + a.eps);
+    invstd_t[c] = static_cast<T>(is);
+    const double sc = (a.weight ? static_cast<double>(a.weight[c]) : 1.0) * is;
+    scale[c] = static_cast<T>(sc);
+    shift[c] = static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) -
+                              (mean[c] - static_cast<double>(mean_t[c])) * sc);
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < N; ++r) {
+    const T* xr = a.x + r * C;
+    T* yr = a.y + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mean_t[c]) * scale[c] + shift[c];
+  }
+}
+
+template <typename T>
+void batch_norm_forward(const BatchNormForward<T>& a) {
+  if (a.C == 0) return;
+  if (a.S == 1)
+    bn_forward_rows(a);
+  else
+    bn_forward_channels(a);
+}
+
+// ---- batch_norm backward ------------------------------------------------------------------
+
+template <typename T>
+void bn_backward_channels(const BatchNormBackward<T>& a) {
+  const int64_t CS = a.C * a.S;
+  const double M = static_cast<double>(a.N * a.S);
+  const int nt = threads_for(a.N * CS * 3, a.C);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < a.C; ++c) {
+    const T mean = a.mean[c];
+    const double invstd = a.invstd[c];
+    double sdy = 0, sdyx = 0;
+    for (int64_t n = 0; n < a.N; ++n) {
+      const int64_t off = n * CS + c * a.S;
+      sum_dy_dyx(a.dy + off, a.x + off, a.S, mean, sdy, sdyx);
+    }
+    if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
+    if (a.dbias) a.dbias[c] = static_cast<T>(sdy);
+    if (!a.dx) continue;
+    const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+    const double k = w * invstd;
+    // dx = k*dy + kx*(x - mean) + k0
+    const T ka = static_cast<T>(k);
+    const T kx = a.training ? static_cast<T>(-k * invstd * invstd * sdyx / M) : T(0);
+    const T k0 = a.training ? static_cast<T>(-k * sdy / M) : T(0);
+    for (int64_t n = 0; n < a.N; ++n) {
+      const int64_t off = n * CS + c * a.S;
+      const T* g = a.dy + off;
+      const T* xp = a.x + off;
+      T* d = a.dx + off;
+#pragma omp simd
+      for (int64_t s = 0; s < a.S; ++s) d[s] = ka * g[s] + kx * (xp[s] - mean) + k0;
+    }
+  }
+}
+
+template <typename T>
+void bn_backward_rows(const BatchNormBackward<T>& a) {
+  const int64_t N = a.N, C = a.C;
+  const int nt = threads_for(N * C * 3, N);
+  // layout: per-member partials (2*nt*C) | sdy (C) | sdyx (C) | ka, kx, k0 (3C of T)
+  double* part = t_scratch.get<double>(2 * static_cast<int64_t>(nt) * C + 5 * C);
+  double* sdy = part + 2 * static_cast<int64_t>(nt) * C;
+  double* sdyx = sdy + C;
+#pragma omp parallel num_threads(nt)
+  {
+    const int id = team_id(), size = team_size();
+    int64_t r0, r1;
+    split_range(N, id, size, r0, r1);
+    double* p0 = part + 2 * static_cast<int64_t>(id) * C;
+    double* p1 = p0 + C;
+    for (int64_t c = 0; c < 2 * C; ++c) p0[c] = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* g = a.dy + r * C;
+      const T* xr = a.x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        p0[c] += g[c];
+        p1[c] += static_cast<double>(g[c] * (xr[c] - a.mean[c]));
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    double s0 = 0, s1 = 0;
+    for (int t = 0; t < nt; ++t) {
+      s0 += part[2 * static_cast<int64_t>(t) * C + c];
+      s1 += part[2 * static_cast<int64_t>(t) * C + C + c];
+    }
+    sdy[c] = s0;
+    sdyx[c] = s1;
+    if (a.dweight) a.dweight[c] = static_cast<T>(s1 * static_cast<double>(a.invstd[c]));
+    if (a.dbias) a.dbias[c] = static_cast<T>(s0);
+  }
+  if (!a.dx) return;
+  // coefficients of dx = ka*dy + kx*(x - mean) + k0, per channel (in the partial area)
+  T* ka = reinterpret_cast<T*>(sdyx + C);
+  T* kx = ka + C;
+  T* k0 = kx + C;
+  const double M = static_cast<double>(N);
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = a.invstd[c];
+    const double k = (a.weight ? static_cast<double>(a.weight[c]) : 1.0) * invstd;
+    ka[c] = static_cast<T>(k);
+    kx[c] = a.training ? static_cast<T>(-k * invstd * invstd * sdyx[c] / M) : T(0);
+    k0[c] = a.training ? static_cast<T>(-k * sdy[c] / M) : T(0);
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < N; ++r) {
+    const T* g = a.dy + r * C;
+    const T* xr = a.x + r * C;
+    T* d = a.dx + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] = ka[c] * g[c] + kx[c] * (xr[c] - a.mean[c]) + k0[c];
+  }
+}
+
+template <typename T>
+void batch_norm_backward(const BatchNormBackward<T>& a) {
+  if (a.C == 0) return;
+  if (a.N * a.S == 0) {  // empty batch: zero parameter gradients
+    for (int64_t c = 0; c < a.C; ++c) {
+      if (a.dweight) a.dweight[c] = 0;
+      if (a.dbias) a.dbias[c] = 0;
+    }
+    return;
+  }
+  if (a.S == 1)
+    bn_backward_rows(a);
+  else
+    bn_backward_channels(a);
+}
+
+// ---- layer_norm -----------------------------------------------------------------------------
+
+template <typename T>
+void layer_norm_forward(const LayerNormForward<T>& a) {
+  const int64_t M = a.M, N = a.N;
+  if (M == 0) return;
+  const int nt = threads_for(M * N * 3, M);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    const T* x = a.x + r * N;
+    T* y = a.y + r * N;
+    double mean = 0, var = 0;
+    T mt = 0;
+    if (N > 0) channel_stats(x, 1, N, N, mean, var, mt);
+    const double rs = 1.0 / std::sqrt(var + a.eps);
+    const T rstd = static_cast<T>(rs);
+    a.mean[r] = mt;
+    a.rstd[r] = rstd;
+    const T* w = a.weight;
+    const T* b = a.bias;
+    // (x - mt) is exact for x near the mean; the rounding of the mean to T is corrected by off
+    const T off = static_cast<T>(-(mean - static_cast<double>(mt)) * rs);
+    if (w && b) {
+#pragma omp simd
+      for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j] + b[j];
+    } else if (w) {
+#pragma omp simd
+      for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j];
+    } else if (b) {
+#pragma omp simd
+      for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off + b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off;
+    }
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const LayerNormBackward<T>& a) {
+  const int64_t M = a.M, N = a.N;
+  const bool want_params = a.dweight || a.dbias;
+  const int nt = threads_for(M * N * 3, std::max<int64_t>(M, 1));
+  // per-member partial rows: dweight then dbias
+  T* part = want_params ? t_scratch.get<T>(2 * static_cast<int64_t>(nt) * N) : nullptr;
+#pragma omp parallel num_threads(nt)
+  {
+    const int id = team_id(), size = team_size();
+    int64_t r0, r1;
+    split_range(M, id, size, r0, r1);
+    T* pw = part ? part + 2 * static_cast<int64_t>(id) * N : nullptr;
+    T* pb = pw ? pw + N : nullptr;
+    if (pw) {
+      for (int64_t j = 0; j < 2 * N; ++j) pw[j] = 0;
+    }
+    const T* w = a.weight;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* g = a.dy + r * N;
+      const T* x = a.x + r * N;
+      const T mean = a.mean[r], rstd = a.rstd[r];
+      if (pw) {
+#pragma omp simd
+        for (int64_t j = 0; j < N; ++j) {
+          pw[j] += g[j] * (x[j] - mean) * rstd;
+          pb[j] += g[j];
+        }
+      }
+      if (!a.dx) continue;
+      // s0 = sum g*w, s1 = sum g*w*(x - mean)
+      double s0 = 0, s1 = 0;
+      for (int64_t j0 = 0; j0 < N; j0 += kSumChunk) {
+        const int64_t m = std::min(kSumChunk, N - j0);
+        T t0 = 0, t1 = 0;
+        if (w) {
+#pragma omp simd reduction(+ : t0, t1)
+          for (int64_t j = j0; j < j0 + m; ++j) {
+            const T gw = g[j] * w[j];
+            t0 += gw;
+            t1 += gw * (x[j] - mean);
+          }
+        } else {
+#pragma omp simd reduction(+ : t0, t1)
+          for (int64_t j = j0; j < j0 + m; ++j) {
+            t0 += g[j];
+            t1 += g[j] * (x[j] - mean);
+          }
+        }
+        s0 += t0;
+        s1 += t1;
+      }
+      // dx = rstd*g*w - rstd*s0/N - (x - mean) * rstd^3 * s1 / N
+      const double rs = rstd;
+      const T c0 = static_cast<T>(-rs * s0 / static_cast<double>(N));
+      const T c1 = static_cast<T>(-rs * rs * rs * s1 / static_cast<double>(N));
+      T* d = a.dx + r * N;
+      if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < N; ++j) d[j] = rstd * g[j] * w[j] + c1 * (x[j] - mean) + c0;
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < N; ++j) d[j] = rstd * g[j] + c1 * (x[j] - mean) + c0;
+      }
+    }
+  }
+  if (!want_params) return;
+  for (int64_t j = 0; j < N; ++j) {
+    T sw = 0, sb = 0;
+    for (int t = 0; t < nt; ++t) {
+      sw += part[2 * static_cast<int64_t>(t) * N + j];
+      sb += part[2 * static_cast<int64_t>(t) * N + N + j];
+    }
+    if (a.dweight) a.dweight[j] = sw;
+    if (a.dbias) a.dbias[j] = sb;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+NormKernels<T> make_kernels() {
+  return {&batch_norm_forward<T>, &batch_norm_backward<T>, &layer_norm_forward<T>,
+          &layer_norm_backward<T>};
+}
+
+NormKernels<float> kernels_f32() { return make_kernels<float>(); }
+NormKernels<double> kernels_f64() { return make_kernels<double>(); }
+
+}  // namespace pyengine::cpu::norm_detail::PE_NORM_ISA

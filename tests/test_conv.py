@@ -1,0 +1,393 @@
+"""conv2d / conv_transpose2d / conv1d / conv_general vs the NumPy reference (tests/reference/conv.py).
+
+Forward and backward through helpers.check_op (float32 and float64; gradcheck in float64 on
+the small cases), every CPU ISA path (the conv runs on the ISA-specific GEMM) and both thread
+counts (threads over images vs inside the GEMM), gradients of gradients, transposed-conv
+output sizes, nn.Conv2d / nn.ConvTranspose2d, and the table of bad calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import check_op
+from reference import conv as R
+
+import pyengine as pe
+import pyengine.functional as F
+from pyengine import nn
+from pyengine.ops.conv import conv_general
+
+DTYPES = [pe.float32, pe.float64]
+GRAD_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+
+
+def _small(in_shapes, out_shape) -> bool:
+    """gradcheck builds full Jacobians: only for small inputs and outputs."""
+    n_in = sum(int(np.prod(s)) for s in in_shapes if s is not None)
+    return n_in <= 400 and int(np.prod(out_shape)) <= 300
+
+
+# ----------------------------------------------------------------------------- conv2d
+# (N, C, H, W), (O, C/g, kh, kw), bias, stride, padding, dilation, groups
+CONV2D = [
+    ((2, 3, 7, 9), (4, 3, 3, 3), True, 1, 1, 1, 1),
+    ((1, 4, 8, 6), (6, 2, 3, 3), True, 1, 0, 1, 2),  # groups 2, batch 1
+    ((2, 4, 9, 7), (4, 1, 3, 3), False, 1, 1, 1, 4),  # depthwise
+    ((2, 3, 11, 10), (5, 3, 3, 3), True, 2, 1, 1, 1),  # stride 2
+    ((1, 2, 13, 11), (3, 2, 3, 3), True, 3, 2, 1, 1),  # stride 3
+    ((2, 2, 11, 12), (3, 2, 3, 3), True, 1, 2, 2, 1),  # dilation 2
+    ((1, 3, 6, 5), (2, 3, 1, 1), True, 1, 0, 1, 1),  # 1x1: straight GEMM
+    ((2, 4, 7, 6), (6, 2, 1, 1), False, 2, 0, 1, 2),  # 1x1 strided, grouped
+    ((1, 2, 9, 9), (3, 2, 5, 5), True, 1, 2, 1, 1),  # kernel 5
+    ((1, 1, 12, 11), (2, 1, 7, 7), True, 2, 3, 1, 1),  # kernel 7
+    ((2, 3, 5, 8), (4, 3, 2, 3), True, (1, 2), (1, 0), (2, 1), 1),  # non-square everything
+    ((1, 2, 7, 9), (4, 2, 4, 3), True, 1, "same", 1, 1),  # 'same', even kernel: asymmetric
+    ((1, 2, 8, 7), (2, 2, 3, 2), True, 1, "same", (2, 1), 1),
+    ((2, 2, 6, 7), (3, 2, 3, 3), True, 1, "valid", 1, 1),
+    ((1, 2, 3, 3), (2, 2, 3, 3), True, 1, 0, 1, 1),  # output 1x1
+    ((1, 6, 5, 4), (6, 2, 3, 3), True, 2, 1, 1, 3),  # groups 3 with stride
+]
+
+
+def _conv2d_case(case, dtype, gradcheck=None):
+    x, w, bias, stride, padding, dilation, groups = case
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out = R.conv2d(np.zeros(x), np.zeros(w), None, **kw).shape
+    ins = [x, w, (w[0],) if bias else None]
+    if gradcheck is None:
+        gradcheck = _small(ins, out)
+    tol = GRAD_TOL[np.dtype(dtype)]
+    check_op(F.conv2d, R.conv2d, R.conv2d_vjp, ins, dtype=dtype, kwargs=kw,
+             gradcheck=gradcheck, rtol=tol, grad_rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV2D, ids=str)
+def test_conv2d(case, dtype):
+    _conv2d_case(case, dtype)
+
+
+@pytest.mark.parametrize("case", [CONV2D[0], CONV2D[2], CONV2D[3], CONV2D[6], CONV2D[11]],
+                         ids=str)
+def test_conv2d_isa_and_threads(cpu_isa, num_threads, case):
+    for dtype in DTYPES:
+        _conv2d_case(case, dtype, gradcheck=False)
+
+
+def _rand_conv2d_case(rng):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    cg, og = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    kh, kw = int(rng.choice([1, 2, 3, 5])), int(rng.choice([1, 3, 4]))
+    s = (int(rng.integers(1, 4)), int(rng.integers(1, 3)))
+    d = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    p = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+    h = int(rng.integers(max(1, (kh - 1) * d[0] + 1 - 2 * p[0]), 14))
+    w = int(rng.integers(max(1, (kw - 1) * d[1] + 1 - 2 * p[1]), 14))
+    n = int(rng.integers(1, 4))
+    return ((n, cg * groups, h, w), (og * groups, cg, kh, kw), bool(rng.integers(0, 2)), s, p, d,
+            groups)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv2d_random_shapes(seed):
+    rng = np.random.default_rng(1000 + seed)
+    case = _rand_conv2d_case(rng)
+    _conv2d_case(case, pe.float32, gradcheck=False)
+    _conv2d_case(case, pe.float64, gradcheck=False)
+
+
+def test_conv2d_larger_parallel(num_threads):
+    """Shapes where the GEMM blocks (MC/KC/NC) and the per-thread columns really split."""
+    _conv2d_case(((3, 16, 20, 19), (24, 16, 3, 3), True, 1, 1, 1, 1), pe.float32, False)
+    _conv2d_case(((1, 32, 15, 17), (40, 16, 3, 3), True, 2, 1, 1, 2), pe.float32, False)
+
+
+def test_conv2d_unbatched_and_views():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 8, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y = F.conv2d(pe.tensor(x), pe.tensor(w), padding=1)
+    np.testing.assert_allclose(y.detach().numpy(), R.conv2d(x[None], w, padding=1)[0], rtol=1e-10,
+                               atol=1e-10)
+    # non-contiguous input (a transposed view) is read correctly
+    xt = pe.tensor(rng.standard_normal((2, 3, 7, 8))).transpose(2, 3)
+    y = F.conv2d(xt, pe.tensor(w), padding=1)
+    np.testing.assert_allclose(y.detach().numpy(), R.conv2d(xt.numpy(), w, padding=1), rtol=1e-10,
+                               atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- conv_transpose2d
+# (N, C, H, W), (C, O/g, kh, kw), bias, stride, padding, output_padding, groups, dilation
+TRANSPOSE = [
+    ((2, 3, 4, 5), (3, 2, 4, 4), True, 2, 1, 0, 1, 1),  # the DCGAN up-sampling block
+    ((1, 4, 3, 4), (4, 3, 3, 3), True, 2, 1, 1, 2, 1),  # output_padding 1, groups 2
+    ((2, 2, 3, 3), (2, 2, 3, 3), False, 3, 0, 2, 1, 1),  # stride 3, output_padding 2
+    ((1, 2, 4, 3), (2, 3, 3, 3), True, 1, 1, 0, 1, 2),  # dilation 2, stride 1
+    ((1, 2, 3, 4), (2, 2, 2, 3), True, (2, 1), (0, 1), (1, 0), 1, (1, 2)),
+    ((2, 4, 3, 3), (4, 1, 3, 3), True, 2, 1, 1, 4, 1),  # depthwise
+    ((1, 3, 4, 4), (3, 2, 1, 1), True, 1, 0, 0, 1, 1),  # 1x1
+    ((1, 2, 5, 6), (2, 3, 3, 3), True, 1, 3, 0, 1, 1),  # padding > k-1: crops
+    ((1, 2, 3, 3), (2, 2, 3, 3), True, 2, 0, 1, 1, 2),  # output_padding < dilation
+]
+
+
+def _transpose_case(case, dtype, gradcheck=None):
+    x, w, bias, stride, padding, opad, groups, dilation = case
+    kw = dict(stride=stride, padding=padding, output_padding=opad, groups=groups,
+              dilation=dilation)
+    out = R.conv_transpose2d(np.zeros(x), np.zeros(w), None, **kw).shape
+    ins = [x, w, (w[1] * groups,) if bias else None]
+    if gradcheck is None:
+        gradcheck = _small(ins, out)
+    tol = GRAD_TOL[np.dtype(dtype)]
+    check_op(F.conv_transpose2d, R.conv_transpose2d, R.conv_transpose2d_vjp, ins, dtype=dtype,
+             kwargs=kw, gradcheck=gradcheck, rtol=tol, grad_rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", TRANSPOSE, ids=str)
+def test_conv_transpose2d(case, dtype):
+    _transpose_case(case, dtype)
+
+
+@pytest.mark.parametrize("case", [TRANSPOSE[0], TRANSPOSE[1]], ids=str)
+def test_conv_transpose2d_isa_and_threads(cpu_isa, num_threads, case):
+    for dtype in DTYPES:
+        _transpose_case(case, dtype, gradcheck=False)
+
+
+@pytest.mark.parametrize("h,k,s,p,op,d", [(5, 4, 2, 1, 0, 1), (5, 3, 2, 1, 1, 1), (4, 3, 3, 0, 2, 1),
+                                           (4, 3, 1, 0, 1, 2), (1, 1, 1, 0, 0, 1), (7, 5, 3, 2, 2, 2),
+                                           (3, 2, 4, 1, 3, 1)])
+def test_conv_transpose2d_output_size(h, k, s, p, op, d):
+    x = pe.zeros(1, 1, h, h + 1)
+    w = pe.zeros(1, 1, k, k)
+    y = F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=op, dilation=d)
+    want_h = (h - 1) * s - 2 * p + d * (k - 1) + op + 1
+    want_w = h * s - 2 * p + d * (k - 1) + op + 1
+    assert tuple(y.shape) == (1, 1, want_h, want_w)
+
+
+# ----------------------------------------------------------------------------- conv1d
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [((2, 3, 11), (4, 3, 3), True, 1, 1, 1, 1),
+                                  ((1, 4, 13), (2, 2, 5), False, 2, 2, 1, 2),
+                                  ((2, 2, 9), (3, 2, 4), True, 1, "same", 2, 1),
+                                  ((1, 2, 6), (2, 2, 2), True, 3, "valid", 1, 1)], ids=str)
+def test_conv1d(case, dtype):
+    x, w, bias, stride, padding, dilation, groups = case
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    check_op(F.conv1d, R.conv1d, R.conv1d_vjp, [x, w, (w[0],) if bias else None], dtype=dtype,
+             kwargs=kw, rtol=GRAD_TOL[np.dtype(dtype)], grad_rtol=GRAD_TOL[np.dtype(dtype)])
+
+
+# ----------------------------------------------------------------------------- conv_general
+# The kernel's own parameter space, including what the public ops never produce: stride and
+# input dilation together, negative (cropping) and asymmetric pads, flip without transposition.
+GENERAL = [
+    dict(stride=(2, 3), input_dilation=(2, 2), pad_lo=(1, 2), pad_hi=(2, 0)),
+    dict(stride=(1, 1), input_dilation=(3, 2), pad_lo=(2, 1), pad_hi=(1, 3), flip=True),
+    dict(stride=(2, 1), pad_lo=(-1, 0), pad_hi=(1, -1), dilation=(2, 1)),
+    dict(stride=(1, 1), input_dilation=(2, 1), pad_lo=(-1, 1), pad_hi=(0, 0), wtrans=True),
+    dict(stride=(1, 2), pad_lo=(0, 3), pad_hi=(2, 1), groups=2, flip=True, wtrans=True),
+    dict(stride=(1, 1), input_dilation=(2, 3), pad_lo=(1, 1), pad_hi=(1, 1), groups=2,
+         dilation=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geo", GENERAL, ids=str)
+def test_conv_general(geo, dtype):
+    groups = geo.get("groups", 1)
+    c, o = 2 * groups, 3 * groups
+    wshape = (c, o // groups, 3, 2) if geo.get("wtrans") else (o, c // groups, 3, 2)
+    x = (2, c, 5, 4)
+    kw = dict(geo)
+    tol = GRAD_TOL[np.dtype(dtype)]
+    check_op(conv_general, R.conv_general, R.conv_general_vjp, [x, wshape, (o,)], dtype=dtype,
+             kwargs=kw, gradcheck=False, rtol=tol, grad_rtol=tol)
+
+
+# ----------------------------------------------------------------------------- higher order
+
+
+@pytest.mark.parametrize("op,args,kw", [
+    (F.conv2d, ((1, 2, 5, 4), (2, 2, 3, 2)), dict(stride=(2, 1), padding=1)),
+    (F.conv_transpose2d, ((1, 2, 3, 3), (2, 1, 3, 3)), dict(stride=2, padding=1,
+                                                             output_padding=1)),
+], ids=["conv2d", "conv_transpose2d"])
+def test_double_backward(op, args, kw):
+    """Gradients of gradients by finite differences (create_graph=True through conv)."""
+    rng = np.random.default_rng(3)
+    x = pe.tensor(rng.standard_normal(args[0]), requires_grad=True)
+    w = pe.tensor(rng.standard_normal(args[1]), requires_grad=True)
+    y_shape = op(x, w, **kw).shape
+    proj = pe.tensor(rng.standard_normal(y_shape))
+
+    def grads(x, w):
+        with pe.enable_grad():  # gradcheck's finite differences run under no_grad
+            y = op(x, w, **kw)
+            gx, gw = pe.autograd.grad((y * proj).sum(), (x, w), create_graph=True)
+        return (gx * gx).sum() + (gw * gw * gw).sum() + (gx.sum() * gw.sum())
+
+    assert pe.autograd.gradcheck(grads, (x, w))
+
+
+# ----------------------------------------------------------------------------- nn layers
+
+
+def test_nn_conv2d_matches_functional():
+    pe.manual_seed(0)
+    m = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    assert tuple(m.weight.shape) == (6, 2, 3, 3) and tuple(m.bias.shape) == (6,)
+    bound = 1 / math.sqrt(2 * 9)  # kaiming_uniform_(a=sqrt(5)) and the bias: 1/sqrt(fan_in)
+    assert np.abs(m.weight.detach().numpy()).max() <= bound + 1e-7
+    assert np.abs(m.bias.detach().numpy()).max() <= bound + 1e-7
+    assert np.abs(m.weight.detach().numpy()).max() > 0.5 * bound
+    x = pe.randn(2, 4, 9, 8)
+    y = m(x)
+    want = R.conv2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 1, 2)
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert m.weight.grad is not None and m.bias.grad is not None
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["weight", "bias"]
+    assert "Conv2d(4, 6, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), groups=2)" in repr(m)
+
+
+def test_nn_conv2d_options():
+    m = nn.Conv2d(3, 4, (3, 5), padding="same", dilation=2, bias=False, dtype=pe.float64)
+    assert m.bias is None and m.weight.dtype == pe.float64
+    x = pe.randn(1, 3, 7, 9, dtype=pe.float64)
+    np.testing.assert_allclose(m(x).detach().numpy(),
+                               R.conv2d(x.detach().numpy(), m.weight.detach().numpy(), None, 1, "same", 2, 1),
+                               rtol=1e-10, atol=1e-10)
+    with pytest.raises(NotImplementedError, match=r"^\[Conv2d\] padding_mode='reflect'"):
+        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"^\[Conv2d\]"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match=r"^\[Conv2d\]"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+
+
+def test_nn_conv_transpose2d():
+    pe.manual_seed(1)
+    m = nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1, groups=2)
+    assert tuple(m.weight.shape) == (4, 3, 4, 4)
+    bound = 1 / math.sqrt(3 * 16)  # torch: fan_in from weight.size(1) * kh * kw
+    assert np.abs(m.weight.detach().numpy()).max() <= bound + 1e-7
+    assert np.abs(m.bias.detach().numpy()).max() <= bound + 1e-7
+    x = pe.randn(2, 4, 5, 6)
+    y = m(x)
+    assert tuple(y.shape) == (2, 6, 10, 12)
+    want = R.conv_transpose2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 0, 2, 1)
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-5, atol=1e-5)
+    # output_size picks the output_padding, as torch
+    y2 = m(x, output_size=(11, 13))
+    assert tuple(y2.shape) == (2, 6, 11, 13)
+    with pytest.raises(ValueError, match=r"^\[ConvTranspose2d\]"):
+        m(x, output_size=(14, 12))
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _t(*shape, dtype=pe.float32):
+    return pe.zeros(*shape, dtype=dtype)
+
+
+ERRORS = [
+    # (callable, exception, message start)
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3), groups=2), ValueError,
+     r"^\[conv2d\] input channels \(3\) must be divisible by groups"),
+    (lambda: F.conv2d(_t(1, 4, 5, 5), _t(3, 2, 3, 3), groups=2), ValueError,
+     r"^\[conv2d\] output channels \(3\) must be divisible"),
+    (lambda: F.conv2d(_t(1, 4, 5, 5), _t(4, 3, 3, 3)), ValueError, r"^\[conv2d\] weight of shape"),
+    (lambda: F.conv2d(_t(1, 3, 2, 5), _t(4, 3, 3, 3)), ValueError,
+     r"^\[conv2d\] kernel size .* is larger than the padded input"),
+    (lambda: F.conv2d(_t(1, 3, 4, 4), _t(4, 3, 3, 3), dilation=2), ValueError,
+     r"^\[conv2d\] kernel size"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=0), ValueError,
+     r"^\[conv2d\] stride must be positive"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), dilation=(1, 0)), ValueError,
+     r"^\[conv2d\] dilation must be positive"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding=-1), ValueError,
+     r"^\[conv2d\] padding must be non-negative"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding="full"), ValueError,
+     r"^\[conv2d\] padding must be"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=2, padding="same"), ValueError,
+     r"^\[conv2d\] padding='same' is not supported for strided"),
+    (lambda: F.conv2d(_t(3, 5, 5, 1, 1), _t(4, 3, 3, 3)), ValueError,
+     r"^\[conv2d\] expected a 3-D \(unbatched\) or 4-D"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3)), ValueError, r"^\[conv2d\] weight must be 4-D"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, 1)), ValueError,
+     r"^\[conv2d\] bias must be 1-D"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(5)), ValueError,
+     r"^\[conv2d\] bias must have 4 elements"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3, dtype=pe.float64)), TypeError,
+     r"^\[conv2d\] input is float32 but weight is float64"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, dtype=pe.float64)), TypeError,
+     r"^\[conv2d\] input is float32 but bias is float64"),
+    (lambda: F.conv2d(pe.zeros(1, 3, 5, 5, dtype=pe.int64), _t(4, 3, 3, 3)), TypeError,
+     r"^\[conv2d\] input must be float32 or float64"),
+    (lambda: F.conv2d(np.zeros((1, 3, 5, 5)), _t(4, 3, 3, 3)), TypeError,
+     r"^\[conv2d\] input must be a Tensor"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=1.5), TypeError,
+     r"^\[conv2d\] stride must be an int"),
+    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), groups=0), ValueError,
+     r"^\[conv2d\] groups must be a positive int"),
+    (lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), stride=2, output_padding=2),
+     ValueError, r"^\[conv_transpose2d\] output_padding"),
+    (lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), output_padding=1), ValueError,
+     r"^\[conv_transpose2d\] output_padding"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), groups=2), ValueError,
+     r"^\[conv_transpose2d\] input channels \(3\) must be divisible"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3)), ValueError,
+     r"^\[conv_transpose2d\] weight of shape"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 2, 2), _t(3, 2, 3, 3), padding=3), ValueError,
+     r"^\[conv_transpose2d\] kernel size"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), stride=0), ValueError,
+     r"^\[conv_transpose2d\] stride must be positive"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), padding=-1), ValueError,
+     r"^\[conv_transpose2d\] padding must be non-negative"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3, dtype=pe.float64)), TypeError,
+     r"^\[conv_transpose2d\] input is float32 but weight is float64"),
+    (lambda: F.conv_transpose2d(_t(3, 5, 5), _t(3, 2, 3)), ValueError,
+     r"^\[conv_transpose2d\] weight must be 4-D"),
+    (lambda: F.conv1d(_t(1, 3, 5), _t(4, 3, 7)), ValueError, r"^\[conv1d\] kernel size"),
+    (lambda: F.conv1d(_t(1, 3, 5, 5), _t(4, 3, 3, 3)), ValueError,
+     r"^\[conv1d\] expected a 2-D \(unbatched\) or 3-D"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(ERRORS)))
+def test_errors(i):
+    fn, exc, msg = ERRORS[i]
+    with pytest.raises(exc, match=msg):
+        fn()
+
+
+def test_binding_errors():
+    """The kernel bindings check on their own (before touching memory), naming the op."""
+    from pyengine import _C
+
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    geo = dict(stride=(1, 1), pad_lo=(0, 0), pad_hi=(0, 0), dilation=(1, 1),
+               input_dilation=(1, 1), groups=2, flip=False, wtrans=False)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] input channels"):
+        _C.conv_general(np.zeros((1, 3, 5, 5), np.float32), w, None, op="conv2d", **geo)
+    with pytest.raises(TypeError, match=r"^\[conv2d\] weight has dtype float64"):
+        _C.conv_general(x, w.astype(np.float64), None, op="conv2d", **geo)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] input must be C-contiguous"):
+        _C.conv_general(x.transpose(0, 1, 3, 2), w, None, op="conv2d", **geo)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] grad_output must have shape"):
+        _C.conv_general_grad_input(np.zeros((1, 4, 4, 4), np.float32), w, (1, 4, 5, 5),
+                                   op="conv2d", **geo)
+    with pytest.raises(ValueError, match=r"^\[conv2d\] stride must be >= 1"):
+        _C.conv_general(x, w, None, op="conv2d", **{**geo, "stride": (0, 1)})
