@@ -21,6 +21,22 @@
 namespace py = pybind11;
 using namespace pyengine;
 
+namespace pyengine::cuda {
+void register_attention(py::module_& m);  // bindings_attention.cpp
+}  // namespace pyengine::cuda
+
+namespace pyengine::cuda {
+void register_conv(py::module_& m);  // cuda/bindings_conv.cpp
+}  // namespace pyengine::cuda
+
+namespace pyengine::cuda {
+void register_lstm(py::module_& m);  // cuda/bindings_lstm.cpp
+}  // namespace pyengine::cuda
+
+namespace pyengine::cuda {
+void register_pool(py::module_& m);  // cuda/bindings_pool.cpp
+}  // namespace pyengine::cuda
+
 namespace {
 
 int device_count() {
@@ -168,6 +184,8 @@ PYBIND11_MODULE(_cuda, m) {
       "built_architectures", [] { return std::string(PYENGINE_CUDA_ARCHS); },
       "CUDA architectures this module was compiled for.");
 
+  cuda::register_attention(m);
+
   m.def(
       "set_gemm_tile",
       [](const std::string& tile) {
@@ -225,4 +243,8 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("bias") = 0, py::arg("bias_kind") = 0, py::arg("act") = 0,
       "gemm over `batch` matrices: matrix b of A starts at A + b*strideA (in elements; likewise\n"
       "B, C). strideA / strideB may be 0 (broadcast); C matrices may not overlap.");
+
+  pyengine::cuda::register_conv(m);
+  pyengine::cuda::register_lstm(m);
+  pyengine::cuda::register_pool(m);
 }

@@ -14,11 +14,17 @@ def main(argv=None) -> int:
     b.add_argument("ops", nargs="*", default=["gemm"], help="op families to run (default: gemm)")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
-    d = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits (needs the demo "
-                       "extra)")
+    d = sub.add_parser(
+        "demo", help="train a small CNN on scikit-learn's digits (needs the demo extra)"
+    )
     d.add_argument("--epochs", type=int, default=15)
     d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    d.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate of the one-cycle schedule (default: per model)",
+    )
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", help="cpu or cuda")
     d.add_argument("--model", default="lenet", choices=["lenet", "lstm", "transformer"])

@@ -38,11 +38,13 @@ class TensorDataset(Dataset):
             raise ValueError("[TensorDataset] needs at least one tensor")
         for i, t in enumerate(tensors):
             if not isinstance(t, Tensor):
-                raise TypeError(f"[TensorDataset] argument {i} must be a Tensor, got "
-                                f"{type(t).__name__}")
+                raise TypeError(
+                    f"[TensorDataset] argument {i} must be a Tensor, got {type(t).__name__}"
+                )
             if t.ndim == 0:
-                raise ValueError(f"[TensorDataset] argument {i} is 0-d; tensors need a first "
-                                 "(sample) dimension")
+                raise ValueError(
+                    f"[TensorDataset] argument {i} is 0-d; tensors need a first (sample) dimension"
+                )
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(
@@ -73,28 +75,43 @@ def default_collate(batch: Sequence[Any]) -> Any:
         return {k: default_collate([b[k] for b in batch]) for k in first}
     if isinstance(first, (tuple, list)):
         if any(len(b) != len(first) for b in batch):
-            raise RuntimeError("[default_collate] each element in list of batch should be of "
-                               "equal size")
-        return type(first)(default_collate(list(s)) for s in zip(*batch)) \
-            if isinstance(first, tuple) else [default_collate(list(s)) for s in zip(*batch)]
+            raise RuntimeError(
+                "[default_collate] each element in list of batch should be of equal size"
+            )
+        return (
+            type(first)(default_collate(list(s)) for s in zip(*batch))
+            if isinstance(first, tuple)
+            else [default_collate(list(s)) for s in zip(*batch)]
+        )
     raise TypeError(f"[default_collate] cannot batch samples of type {type(first).__name__}")
 
 
 class DataLoader:
     """Iterate over a dataset in batches of batch_size (optionally shuffled each epoch)."""
 
-    def __init__(self, dataset, batch_size: Optional[int] = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed: Optional[int] = None,
-                 collate_fn: Optional[Callable] = None) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: Optional[int] = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: Optional[int] = None,
+        collate_fn: Optional[Callable] = None,
+    ) -> None:
         if batch_size is not None and (
-            not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
+            not isinstance(batch_size, numbers.Integral)
+            or isinstance(batch_size, bool)
             or batch_size <= 0
         ):
-            raise ValueError(f"[DataLoader] batch_size should be a positive integer value, but "
-                             f"got batch_size={batch_size!r}")
+            raise ValueError(
+                f"[DataLoader] batch_size should be a positive integer value, but "
+                f"got batch_size={batch_size!r}"
+            )
         if batch_size is None and drop_last:
-            raise ValueError("[DataLoader] batch_size=None option disables auto-batching and is "
-                             "mutually exclusive with drop_last")
+            raise ValueError(
+                "[DataLoader] batch_size=None option disables auto-batching and is "
+                "mutually exclusive with drop_last"
+            )
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError("[DataLoader] dataset must define __len__ and __getitem__")
         self.dataset = dataset
@@ -128,7 +145,7 @@ class DataLoader:
         stop = n - n % bs if self.drop_last else n
         fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
         for start in range(0, stop, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             if fast:
                 batch = []
                 for t in self.dataset.tensors:

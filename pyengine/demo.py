@@ -1,6 +1,7 @@
 """The demo: train a small LeNet-style CNN on scikit-learn's 8x8 digits and report accuracy.
 
     python -m pyengine demo [--epochs 15] [--batch-size 32] [--lr 3e-3] [--seed 0] [--device cpu]
+                            [--model lenet|lstm|transformer] [--no-progress]
 
 Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d (twice), then Linear -> ReLU -> Dropout -> Linear,
 trained with AdamW under a one-cycle schedule; a tqdm bar shows the loss and samples/s. The
@@ -16,8 +17,8 @@ from typing import Dict, Optional
 import numpy as np
 
 import pyengine as pe
-from pyengine import nn
 from pyengine import functional as F
+from pyengine import nn
 
 __all__ = ["LeNet", "load_digits", "run", "main"]
 
@@ -73,8 +74,9 @@ class RowTransformer(nn.Module):
         self.embed = nn.Linear(8, d_model)
         self.pos = nn.Parameter(pe.zeros(1, 8, d_model))
         nn.init.normal_(self.pos, std=0.02)
-        self.encoder = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=64,
-                                                  dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoderLayer(
+            d_model, nhead, dim_feedforward=64, dropout=0.1, batch_first=True
+        )
         self.head = nn.Linear(d_model, num_classes)
 
     def forward(self, x):
@@ -95,8 +97,7 @@ def build_model(name: str) -> nn.Module:
     missing = [layer for layer in _REQUIRES[name] if not hasattr(nn, layer)]
     if missing:
         raise NotImplementedError(
-            f"[demo] --model {name} is not available yet: pyengine.nn lacks "
-            f"{', '.join(missing)}"
+            f"[demo] --model {name} is not available yet: pyengine.nn lacks {', '.join(missing)}"
         )
     return {"lenet": LeNet, "lstm": RowLSTM, "transformer": RowTransformer}[name]()
 
@@ -140,25 +141,38 @@ def evaluate(model: nn.Module, x, y, batch_size: int = 512) -> float:
     correct = 0
     with pe.no_grad():
         for i in range(0, x.shape[0], batch_size):
-            logits = model(x[i:i + batch_size])
+            logits = model(x[i : i + batch_size])
             pred = logits.argmax(1).cpu().numpy()
-            correct += int((pred == y[i:i + batch_size].cpu().numpy()).sum())
+            correct += int((pred == y[i : i + batch_size].cpu().numpy()).sum())
     model.train()
     return correct / x.shape[0]
 
 
-def run(epochs: int = 15, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
-        device: str = "cpu", model: str = "lenet", progress: bool = True,
-        max_steps: Optional[int] = None) -> Dict[str, object]:
+DEFAULT_LR = {"lenet": 3e-3, "lstm": 3e-3, "transformer": 5e-3}
+
+
+def run(
+    epochs: int = 15,
+    batch_size: int = 32,
+    lr: Optional[float] = None,
+    seed: int = 0,
+    device: str = "cpu",
+    model: str = "lenet",
+    progress: bool = True,
+    max_steps: Optional[int] = None,
+) -> Dict[str, object]:
     """Train and evaluate; returns {'losses': per-step losses, 'test_accuracy', 'seconds',
     'samples_per_s'}. max_steps (optional) stops training early (for quick tests)."""
+    if lr is None:
+        lr = DEFAULT_LR.get(model, 3e-3)
     pe.manual_seed(seed)
     xtr, ytr, xte, yte = load_digits(seed)
     net = build_model(model).to(device)
     xtr_t, ytr_t = pe.tensor(xtr, device=device), pe.tensor(ytr, device=device)
     xte_t, yte_t = pe.tensor(xte, device=device), pe.tensor(yte, device=device)
-    loader = pe.data.DataLoader(pe.data.TensorDataset(xtr_t, ytr_t), batch_size=batch_size,
-                                shuffle=True, seed=seed)
+    loader = pe.data.DataLoader(
+        pe.data.TensorDataset(xtr_t, ytr_t), batch_size=batch_size, shuffle=True, seed=seed
+    )
     steps = epochs * len(loader)
     if max_steps is not None:
         steps = min(steps, max_steps)
@@ -169,8 +183,15 @@ def run(epochs: int = 15, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
         try:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=steps * batch_size, unit="samples", unit_scale=True,
-                       desc=f"{model} digits", dynamic_ncols=True)
+            n = len(loader.dataset)
+            total = epochs * n if max_steps is None else min(steps * batch_size, epochs * n)
+            bar = tqdm(
+                total=total,
+                unit="samples",
+                unit_scale=True,
+                desc=f"{model} digits",
+                dynamic_ncols=True,
+            )
         except ImportError:
             print("[demo] tqdm is not installed (pip install 'pyengine[demo]'): no progress bar")
     losses = []
@@ -193,27 +214,47 @@ def run(epochs: int = 15, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
                 bar.update(xb.shape[0])
                 if step % 5 == 0 or step == steps:
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-10:]):.4f}",
-                                    samples_s=f"{rate:.0f}")
+                    bar.set_postfix(
+                        epoch=epoch + 1,
+                        loss=f"{np.mean(losses[-10:]):.4f}",
+                        samples_s=f"{rate:.0f}",
+                        refresh=False,
+                    )
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
     acc = evaluate(net, xte_t, yte_t)
-    return {"losses": losses, "test_accuracy": acc, "seconds": seconds,
-            "samples_per_s": seen / max(seconds, 1e-9), "n_test": int(xte.shape[0]),
-            "model": net}
+    return {
+        "losses": losses,
+        "test_accuracy": acc,
+        "seconds": seconds,
+        "samples_per_s": seen / max(seconds, 1e-9),
+        "n_test": int(xte.shape[0]),
+        "model": net,
+    }
 
 
 def main(args) -> int:
     try:
-        res = run(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  device=args.device, model=args.model, progress=not args.no_progress)
+        res = run(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            model=args.model,
+            progress=not args.no_progress,
+        )
     except (ImportError, NotImplementedError) as e:
         print(e)
         return 1
-    print(f"trained {args.model} for {args.epochs} epochs in {res['seconds']:.1f} s "
-          f"({res['samples_per_s']:.0f} samples/s, {pe.get_num_threads()} threads); "
-          f"final loss {np.mean(res['losses'][-10:]):.4f}")
-    print(f"test accuracy: {100 * res['test_accuracy']:.2f}% "
-          f"({int(round(res['test_accuracy'] * res['n_test']))}/{res['n_test']})")
+    print(
+        f"trained {args.model} for {args.epochs} epochs in {res['seconds']:.1f} s "
+        f"({res['samples_per_s']:.0f} samples/s, {pe.get_num_threads()} threads); "
+        f"final loss {np.mean(res['losses'][-10:]):.4f}"
+    )
+    print(
+        f"test accuracy: {100 * res['test_accuracy']:.2f}% "
+        f"({int(round(res['test_accuracy'] * res['n_test']))}/{res['n_test']})"
+    )
     return 0

@@ -67,13 +67,19 @@ def _to_host(name: str, value) -> np.ndarray:
         )
     arr = _move(arr, "cpu")
     if (arr.dtype.kind, arr.dtype.itemsize) not in _NAMES:
-        raise TypeError(f"[save] value for {name!r} has dtype {arr.dtype}, which safetensors "
-                        "cannot store")
-    return np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False)
+        raise TypeError(
+            f"[save] value for {name!r} has dtype {arr.dtype}, which safetensors cannot store"
+        )
+    if not arr.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d into 1-d)
+        arr = arr.copy(order="C")
+    return arr.astype(arr.dtype.newbyteorder("<"), copy=False)
 
 
-def save(obj: Mapping[str, Tensor], f: Union[PathLike, IO[bytes]],
-         metadata: Optional[Mapping[str, str]] = None) -> None:
+def save(
+    obj: Mapping[str, Tensor],
+    f: Union[PathLike, IO[bytes]],
+    metadata: Optional[Mapping[str, str]] = None,
+) -> None:
     """Write a flat mapping name -> Tensor (or array), e.g. ``model.state_dict()``, to f in the
     safetensors format. ``metadata`` (str -> str) goes to the header's ``__metadata__``."""
     if hasattr(obj, "state_dict") and not isinstance(obj, Mapping):
@@ -158,8 +164,10 @@ def _parse_header(hbytes: bytes, data_len: int):
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dt, str) or dt not in _DTYPES:
             if dt in _KNOWN_BUT_UNSUPPORTED:
-                _fail(f"entry {name!r} has dtype {dt}, which pyengine cannot hold (no NumPy "
-                      "dtype); convert it before saving")
+                _fail(
+                    f"entry {name!r} has dtype {dt}, which pyengine cannot hold (no NumPy "
+                    "dtype); convert it before saving"
+                )
             _fail(f"entry {name!r} has an unknown dtype {dt!r}")
         if not isinstance(shape, list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
@@ -167,17 +175,24 @@ def _parse_header(hbytes: bytes, data_len: int):
             _fail(f"entry {name!r} has an invalid shape {shape!r:.100}")
         if len(shape) > 64:
             _fail(f"entry {name!r} has {len(shape)} dimensions (at most 64)")
-        if not (isinstance(offs, list) and len(offs) == 2 and all(
-                isinstance(o, int) and not isinstance(o, bool) for o in offs)):
+        if not (
+            isinstance(offs, list)
+            and len(offs) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
+        ):
             _fail(f"entry {name!r} has invalid data_offsets {offs!r:.100}")
         begin, end = offs
         if not 0 <= begin <= end <= data_len:
-            _fail(f"entry {name!r} has data_offsets [{begin}, {end}] outside the data section "
-                  f"of {data_len} bytes")
+            _fail(
+                f"entry {name!r} has data_offsets [{begin}, {end}] outside the data section "
+                f"of {data_len} bytes"
+            )
         nbytes = math.prod(shape) * _DTYPES[dt].itemsize  # Python ints: no overflow
         if nbytes != end - begin:
-            _fail(f"entry {name!r}: shape {shape} x {_DTYPES[dt].itemsize} bytes = {nbytes} bytes "
-                  f"but data_offsets span {end - begin}")
+            _fail(
+                f"entry {name!r}: shape {shape} x {_DTYPES[dt].itemsize} bytes = {nbytes} bytes "
+                f"but data_offsets span {end - begin}"
+            )
         entries.append((name, _DTYPES[dt], tuple(shape), begin, end))
     pos = 0
     for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
@@ -222,7 +237,7 @@ def _load_safetensors(fh, size: int):
     return out, metadata
 
 
-def _load_npz(f) -> "OrderedDict[str, np.ndarray]":
+def _load_npz(f) -> OrderedDict[str, np.ndarray]:
     try:
         with np.load(f, allow_pickle=False) as z:
             return OrderedDict((k, z[k]) for k in z.files)
@@ -230,7 +245,7 @@ def _load_npz(f) -> "OrderedDict[str, np.ndarray]":
         raise ValueError(f"[load] could not read the .npz archive: {e}") from e
 
 
-def load(f: Union[PathLike, IO[bytes]], map_location=None) -> "OrderedDict[str, Tensor]":
+def load(f: Union[PathLike, IO[bytes]], map_location=None) -> OrderedDict[str, Tensor]:
     """Read a safetensors file (or a NumPy .npz archive) into an ordered dict of Tensors.
 
     ``map_location`` ("cpu" default, or "cuda") is the device of the returned tensors.

@@ -14,10 +14,13 @@ import math
 import numpy as np
 import pytest
 from helpers import assert_close, check_op, numeric_vjp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import attention as R
 
 import pyengine as pe
 from pyengine import _C
+from pyengine.backend import cuda as pcuda
 from pyengine.tensor import _rng
 
 F = pe.functional
@@ -64,8 +67,10 @@ def _run(case, dtype, gradcheck, **kw):
 
 def test_reference_adjoint_matches_finite_differences():
     rng = np.random.default_rng(3)
-    q, k, v = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 4, 2)), rng.standard_normal(
-        (2, 4, 3)
+    q, k, v = (
+        rng.standard_normal((2, 3, 2)),
+        rng.standard_normal((2, 4, 2)),
+        rng.standard_normal((2, 4, 3)),
     )
     mask = rng.random((3, 4)) > 0.3
     mask[1] = False  # a fully masked row
@@ -261,14 +266,15 @@ def test_dropout_mask_statistics():
     assert _C.sdpa_dropout_mask(1, 1, 1, 4, 4, 0.0).all()
 
 
+@pytest.mark.parametrize("batch", [(2, 3), (1, 1)], ids=str)  # (1, 1): keys split over threads
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
-def test_dropout_vs_reference(cpu_isa, dtype, causal):
+def test_dropout_vs_reference(cpu_isa, dtype, causal, batch):
     """The kernel's mask is the one sdpa_dropout_mask reports, in forward and backward."""
     p = 0.35
-    batch, Lq, Lk = (2, 3), 70, 260
+    Lq, Lk = 70, 600
     seed = _next_seed(11)
-    keep = _C.sdpa_dropout_mask(seed, 2, 3, Lq, Lk, p)
+    keep = _C.sdpa_dropout_mask(seed, *batch, Lq, Lk, p)
 
     def op(q, k, v):
         pe.manual_seed(11)
@@ -359,20 +365,22 @@ ERRORS = {
         lambda: SDPA(_t(1, 3, 4), _t(1, 5, 4), _t(1, 5, 4), attn_mask=_t(3, 5, dtype=pe.int64)),
         TypeError,
     ),
-    "dtype mismatch": (lambda: SDPA(_t(1, 3, 4), _t(1, 5, 4, dtype=pe.float64), _t(1, 5, 4)),
-                       TypeError),
+    "dtype mismatch": (
+        lambda: SDPA(_t(1, 3, 4), _t(1, 5, 4, dtype=pe.float64), _t(1, 5, 4)),
+        TypeError,
+    ),
     "int inputs": (lambda: SDPA(*(_t(1, 3, 4, dtype=pe.int64) for _ in range(3))), TypeError),
     "not a tensor": (lambda: SDPA(np.ones((1, 3, 4)), _t(1, 3, 4), _t(1, 3, 4)), TypeError),
-    "dropout 1.0": (lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), dropout_p=1.0),
-                    ValueError),
-    "dropout < 0": (lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), dropout_p=-0.1),
-                    ValueError),
+    "dropout 1.0": (lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), dropout_p=1.0), ValueError),
+    "dropout < 0": (
+        lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), dropout_p=-0.1),
+        ValueError,
+    ),
     "causal and mask": (
         lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), attn_mask=_t(3, 3), is_causal=True),
         ValueError,
     ),
-    "scale nan": (lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), scale=math.nan),
-                  ValueError),
+    "scale nan": (lambda: SDPA(_t(1, 3, 4), _t(1, 3, 4), _t(1, 3, 4), scale=math.nan), ValueError),
 }
 
 
@@ -386,15 +394,28 @@ def test_errors(name):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: _C.sdpa_forward(np.ones((1, 1, 3, 4)), np.ones((1, 1, 3, 5)), np.ones((1, 1, 3, 4))),
-        lambda: _C.sdpa_forward(np.ones((1, 1, 3, 4)), np.ones((1, 1, 3, 4)), np.ones((1, 1, 2, 4))),
+        lambda: _C.sdpa_forward(
+            np.ones((1, 1, 3, 4)), np.ones((1, 1, 3, 5)), np.ones((1, 1, 3, 4))
+        ),
+        lambda: _C.sdpa_forward(
+            np.ones((1, 1, 3, 4)), np.ones((1, 1, 3, 4)), np.ones((1, 1, 2, 4))
+        ),
         lambda: _C.sdpa_forward(np.ones((1, 3, 4)), np.ones((1, 3, 4)), np.ones((1, 3, 4))),
         lambda: _C.sdpa_forward(*(np.ones((1, 1, 3, 4)),) * 3, dropout_p=1.5),
         lambda: _C.sdpa_forward(*(np.ones((1, 1, 3, 4)),) * 3, np.ones((1, 1, 3, 2), bool)),
         lambda: _C.sdpa_forward(*(np.ones((1, 1, 3, 4)),) * 3, np.ones((1, 1, 3, 3), bool), True),
         lambda: _C.sdpa_forward(np.ones((1, 1, 3, 8))[..., ::2], *(np.ones((1, 1, 3, 4)),) * 2),
-        lambda: _C.sdpa_backward(*(np.ones((1, 1, 3, 4)),) * 3, None, False, 1.0, 0.0, 0,
-                                 np.ones((1, 1, 3, 4)), np.ones((1, 1, 2)), np.ones((1, 1, 3, 4))),
+        lambda: _C.sdpa_backward(
+            *(np.ones((1, 1, 3, 4)),) * 3,
+            None,
+            False,
+            1.0,
+            0.0,
+            0,
+            np.ones((1, 1, 3, 4)),
+            np.ones((1, 1, 2)),
+            np.ones((1, 1, 3, 4)),
+        ),
     ],
 )
 def test_binding_errors(call):
@@ -405,3 +426,110 @@ def test_binding_errors(call):
 def test_binding_dtype_error():
     with pytest.raises(TypeError, match=r"^\[scaled_dot_product_attention\] "):
         _C.sdpa_forward(np.ones((1, 1, 3, 4), np.float32), *(np.ones((1, 1, 3, 4)),) * 2)
+
+
+# ----------------------------------------------------------------- CUDA (skip without a GPU)
+
+CUDA_OK = pcuda.is_available()
+
+
+@pytest.fixture
+def cp():
+    if not CUDA_OK:
+        pytest.skip(f"no CUDA GPU: {pcuda.unavailable_reason()}")
+    import cupy
+
+    return cupy
+
+
+CUDA_CASES = SMALL + LARGE + [((2, 2), 65, 129, 128, 100)]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("case", CUDA_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
+def test_cuda_vs_reference(cp, case, dtype, causal):
+    batch, Lq, Lk, D, Dv = case
+    rng = np.random.default_rng(0)
+    arrs = [rng.standard_normal(s).astype(dtype) for s in _shapes(batch, Lq, Lk, D, Dv)]
+    ts = [pe.tensor(a, requires_grad=True).cuda() for a in arrs]
+    ts = [t.detach().requires_grad_() for t in ts]
+    out = SDPA(*ts, is_causal=causal)
+    ref_in = [a.astype(np.float64) for a in arrs]
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == pe.float32 else {}
+    assert_close(
+        out.detach().cpu(), R.scaled_dot_product_attention(*ref_in, is_causal=causal), dtype, **tol
+    )
+    g = rng.standard_normal(out.shape).astype(dtype)
+    (out * pe.tensor(g).cuda()).sum().backward()
+    grads = R.scaled_dot_product_attention_vjp(g, *ref_in, is_causal=causal)
+    for t, rg in zip(ts, grads):
+        assert_close(t.grad.cpu(), rg, dtype, **tol)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_cuda_masks_and_dropout_match_cpu(cp, kind):
+    """Same mask, same seed: the CUDA kernels drop the same elements as the CPU ones."""
+    rng = np.random.default_rng(1)
+    arrs = [rng.standard_normal(s) for s in _shapes((2, 3), 70, 90, 16, 8)]
+    m = _mask_case(kind, (3, 70, 90), pe.float64)
+    m[:, 3] = False if kind == "bool" else -np.inf  # fully masked rows
+    results = []
+    for dev in ("cpu", "cuda"):
+        ts = [pe.tensor(a, requires_grad=True) for a in arrs]
+        ts = [t if dev == "cpu" else t.detach().cuda().requires_grad_() for t in ts]
+        mt = pe.tensor(m) if dev == "cpu" else pe.tensor(m).cuda()
+        pe.manual_seed(4)
+        out = SDPA(*ts, attn_mask=mt, dropout_p=0.25)
+        out.sum().backward()
+        results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_enable_gqa():
+    """Grouped-query attention: 6 query heads share 2 key/value heads (torch's enable_gqa)."""
+    rng = np.random.default_rng(12)
+    q = rng.standard_normal((2, 6, 5, 4))
+    k, v = rng.standard_normal((2, 2, 7, 4)), rng.standard_normal((2, 2, 7, 3))
+    rep = [np.repeat(a, 3, axis=1) for a in (k, v)]
+    check_op(
+        lambda q, k, v: SDPA(q, k, v, is_causal=True, enable_gqa=True),
+        lambda q, k, v: R.scaled_dot_product_attention(q, *rep, is_causal=True),
+        lambda g, q, k, v: (
+            lambda d: (d[0], d[1].reshape(2, 2, 3, 7, 4).sum(2), d[2].reshape(2, 2, 3, 7, 3).sum(2))
+        )(R.scaled_dot_product_attention_vjp(g, q, *rep, is_causal=True)),
+        [q, k, v],
+        dtype=pe.float64,
+    )
+    with pytest.raises(ValueError, match=r"^\[scaled_dot_product_attention\] "):
+        SDPA(
+            pe.tensor(q),
+            pe.tensor(k[:, :1].repeat(4, 1)),
+            pe.tensor(v[:, :1].repeat(4, 1)),
+            enable_gqa=True,
+        )
+
+
+@settings(max_examples=20)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 80),
+    st.integers(1, 300),
+    st.integers(1, 20),
+    st.integers(1, 20),
+    st.booleans(),
+)
+def test_fuzzed_shapes(B, H, Lq, Lk, D, Dv, causal):
+    rng = np.random.default_rng(B * 1000003 + H * 10007 + Lq * 101 + Lk + D + Dv)
+    q, k, v = (rng.standard_normal(s) for s in [(B, H, Lq, D), (B, H, Lk, D), (B, H, Lk, Dv)])
+    ts = [pe.tensor(a, requires_grad=True) for a in (q, k, v)]
+    out = SDPA(*ts, is_causal=causal)
+    assert_close(out, R.scaled_dot_product_attention(q, k, v, is_causal=causal), pe.float64)
+    g = rng.standard_normal(out.shape)
+    (out * pe.tensor(g)).sum().backward()
+    for t, rg in zip(ts, R.scaled_dot_product_attention_vjp(g, q, k, v, is_causal=causal)):
+        assert_close(t.grad, rg, pe.float64, rtol=1e-9, atol=1e-9)

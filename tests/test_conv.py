@@ -1,4 +1,4 @@
-"""conv2d / conv_transpose2d / conv1d / conv_general vs the NumPy reference (tests/reference/conv.py).
+"""conv2d / conv_transpose2d / conv1d / conv_general vs tests/reference/conv.py (NumPy).
 
 Forward and backward through helpers.check_op (float32 and float64; gradcheck in float64 on
 the small cases), every CPU ISA path (the conv runs on the ISA-specific GEMM) and both thread
@@ -21,7 +21,7 @@ from pyengine import nn
 from pyengine.ops.conv import conv_general
 
 DTYPES = [pe.float32, pe.float64]
-GRAD_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+GRAD_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 
 def _small(in_shapes, out_shape) -> bool:
@@ -49,6 +49,8 @@ CONV2D = [
     ((2, 2, 6, 7), (3, 2, 3, 3), True, 1, "valid", 1, 1),
     ((1, 2, 3, 3), (2, 2, 3, 3), True, 1, 0, 1, 1),  # output 1x1
     ((1, 6, 5, 4), (6, 2, 3, 3), True, 2, 1, 1, 3),  # groups 3 with stride
+    ((2, 6, 7, 8), (2, 6, 3, 3), True, 1, 1, 1, 1),  # fewer outputs than inputs: via col2im
+    ((1, 8, 6, 5), (4, 4, 3, 2), True, 1, (1, 0), 1, 2),
 ]
 
 
@@ -60,8 +62,16 @@ def _conv2d_case(case, dtype, gradcheck=None):
     if gradcheck is None:
         gradcheck = _small(ins, out)
     tol = GRAD_TOL[np.dtype(dtype)]
-    check_op(F.conv2d, R.conv2d, R.conv2d_vjp, ins, dtype=dtype, kwargs=kw,
-             gradcheck=gradcheck, rtol=tol, grad_rtol=tol)
+    check_op(
+        F.conv2d,
+        R.conv2d,
+        R.conv2d_vjp,
+        ins,
+        dtype=dtype,
+        kwargs=kw,
+        gradcheck=gradcheck,
+        grad_rtol=tol,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -70,8 +80,7 @@ def test_conv2d(case, dtype):
     _conv2d_case(case, dtype)
 
 
-@pytest.mark.parametrize("case", [CONV2D[0], CONV2D[2], CONV2D[3], CONV2D[6], CONV2D[11]],
-                         ids=str)
+@pytest.mark.parametrize("case", [CONV2D[0], CONV2D[2], CONV2D[3], CONV2D[6], CONV2D[11]], ids=str)
 def test_conv2d_isa_and_threads(cpu_isa, num_threads, case):
     for dtype in DTYPES:
         _conv2d_case(case, dtype, gradcheck=False)
@@ -87,8 +96,15 @@ def _rand_conv2d_case(rng):
     h = int(rng.integers(max(1, (kh - 1) * d[0] + 1 - 2 * p[0]), 14))
     w = int(rng.integers(max(1, (kw - 1) * d[1] + 1 - 2 * p[1]), 14))
     n = int(rng.integers(1, 4))
-    return ((n, cg * groups, h, w), (og * groups, cg, kh, kw), bool(rng.integers(0, 2)), s, p, d,
-            groups)
+    return (
+        (n, cg * groups, h, w),
+        (og * groups, cg, kh, kw),
+        bool(rng.integers(0, 2)),
+        s,
+        p,
+        d,
+        groups,
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -103,6 +119,19 @@ def test_conv2d_larger_parallel(num_threads):
     """Shapes where the GEMM blocks (MC/KC/NC) and the per-thread columns really split."""
     _conv2d_case(((3, 16, 20, 19), (24, 16, 3, 3), True, 1, 1, 1, 1), pe.float32, False)
     _conv2d_case(((1, 32, 15, 17), (40, 16, 3, 3), True, 2, 1, 1, 2), pe.float32, False)
+    # batch 1: the threads split the copies (im2col, col2im, phase splits) inside one item
+    _conv2d_case(((1, 16, 24, 23), (24, 16, 3, 3), True, 1, 1, 1, 1), pe.float32, False)
+    _conv2d_case(((1, 16, 47, 45), (24, 16, 3, 3), True, 2, 1, 1, 1), pe.float32, False)
+    _transpose_case(((1, 16, 24, 24), (16, 8, 4, 4), True, 2, 1, 0, 1, 1), pe.float32, False)
+
+
+@pytest.mark.parametrize("chunk", ["1", "2000"])
+def test_conv2d_chunked_columns(monkeypatch, chunk):
+    """Column buffers split into chunks of output rows (1 row, a few rows) give the same."""
+    monkeypatch.setenv("PYENGINE_CONV_CHUNK_BYTES", chunk)
+    for case in (CONV2D[0], CONV2D[3], CONV2D[10], CONV2D[16]):
+        _conv2d_case(case, pe.float64, gradcheck=False)
+    _transpose_case(TRANSPOSE[1], pe.float64, gradcheck=False)
 
 
 def test_conv2d_unbatched_and_views():
@@ -110,13 +139,15 @@ def test_conv2d_unbatched_and_views():
     x = rng.standard_normal((3, 8, 7))
     w = rng.standard_normal((4, 3, 3, 3))
     y = F.conv2d(pe.tensor(x), pe.tensor(w), padding=1)
-    np.testing.assert_allclose(y.detach().numpy(), R.conv2d(x[None], w, padding=1)[0], rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        y.detach().numpy(), R.conv2d(x[None], w, padding=1)[0], rtol=1e-10, atol=1e-10
+    )
     # non-contiguous input (a transposed view) is read correctly
     xt = pe.tensor(rng.standard_normal((2, 3, 7, 8))).transpose(2, 3)
     y = F.conv2d(xt, pe.tensor(w), padding=1)
-    np.testing.assert_allclose(y.detach().numpy(), R.conv2d(xt.numpy(), w, padding=1), rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        y.detach().numpy(), R.conv2d(xt.numpy(), w, padding=1), rtol=1e-10, atol=1e-10
+    )
 
 
 # ----------------------------------------------------------------------------- conv_transpose2d
@@ -136,15 +167,22 @@ TRANSPOSE = [
 
 def _transpose_case(case, dtype, gradcheck=None):
     x, w, bias, stride, padding, opad, groups, dilation = case
-    kw = dict(stride=stride, padding=padding, output_padding=opad, groups=groups,
-              dilation=dilation)
+    kw = dict(stride=stride, padding=padding, output_padding=opad, groups=groups, dilation=dilation)
     out = R.conv_transpose2d(np.zeros(x), np.zeros(w), None, **kw).shape
     ins = [x, w, (w[1] * groups,) if bias else None]
     if gradcheck is None:
         gradcheck = _small(ins, out)
     tol = GRAD_TOL[np.dtype(dtype)]
-    check_op(F.conv_transpose2d, R.conv_transpose2d, R.conv_transpose2d_vjp, ins, dtype=dtype,
-             kwargs=kw, gradcheck=gradcheck, rtol=tol, grad_rtol=tol)
+    check_op(
+        F.conv_transpose2d,
+        R.conv_transpose2d,
+        R.conv_transpose2d_vjp,
+        ins,
+        dtype=dtype,
+        kwargs=kw,
+        gradcheck=gradcheck,
+        grad_rtol=tol,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -159,9 +197,18 @@ def test_conv_transpose2d_isa_and_threads(cpu_isa, num_threads, case):
         _transpose_case(case, dtype, gradcheck=False)
 
 
-@pytest.mark.parametrize("h,k,s,p,op,d", [(5, 4, 2, 1, 0, 1), (5, 3, 2, 1, 1, 1), (4, 3, 3, 0, 2, 1),
-                                           (4, 3, 1, 0, 1, 2), (1, 1, 1, 0, 0, 1), (7, 5, 3, 2, 2, 2),
-                                           (3, 2, 4, 1, 3, 1)])
+@pytest.mark.parametrize(
+    "h,k,s,p,op,d",
+    [
+        (5, 4, 2, 1, 0, 1),
+        (5, 3, 2, 1, 1, 1),
+        (4, 3, 3, 0, 2, 1),
+        (4, 3, 1, 0, 1, 2),
+        (1, 1, 1, 0, 0, 1),
+        (7, 5, 3, 2, 2, 2),
+        (3, 2, 4, 1, 3, 1),
+    ],
+)
 def test_conv_transpose2d_output_size(h, k, s, p, op, d):
     x = pe.zeros(1, 1, h, h + 1)
     w = pe.zeros(1, 1, k, k)
@@ -175,15 +222,28 @@ def test_conv_transpose2d_output_size(h, k, s, p, op, d):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", [((2, 3, 11), (4, 3, 3), True, 1, 1, 1, 1),
-                                  ((1, 4, 13), (2, 2, 5), False, 2, 2, 1, 2),
-                                  ((2, 2, 9), (3, 2, 4), True, 1, "same", 2, 1),
-                                  ((1, 2, 6), (2, 2, 2), True, 3, "valid", 1, 1)], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((2, 3, 11), (4, 3, 3), True, 1, 1, 1, 1),
+        ((1, 4, 13), (2, 2, 5), False, 2, 2, 1, 2),
+        ((2, 2, 9), (3, 2, 4), True, 1, "same", 2, 1),
+        ((1, 2, 6), (2, 2, 2), True, 3, "valid", 1, 1),
+    ],
+    ids=str,
+)
 def test_conv1d(case, dtype):
     x, w, bias, stride, padding, dilation, groups = case
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    check_op(F.conv1d, R.conv1d, R.conv1d_vjp, [x, w, (w[0],) if bias else None], dtype=dtype,
-             kwargs=kw, rtol=GRAD_TOL[np.dtype(dtype)], grad_rtol=GRAD_TOL[np.dtype(dtype)])
+    check_op(
+        F.conv1d,
+        R.conv1d,
+        R.conv1d_vjp,
+        [x, w, (w[0],) if bias else None],
+        dtype=dtype,
+        kwargs=kw,
+        grad_rtol=GRAD_TOL[np.dtype(dtype)],
+    )
 
 
 # ----------------------------------------------------------------------------- conv_general
@@ -195,8 +255,14 @@ GENERAL = [
     dict(stride=(2, 1), pad_lo=(-1, 0), pad_hi=(1, -1), dilation=(2, 1)),
     dict(stride=(1, 1), input_dilation=(2, 1), pad_lo=(-1, 1), pad_hi=(0, 0), wtrans=True),
     dict(stride=(1, 2), pad_lo=(0, 3), pad_hi=(2, 1), groups=2, flip=True, wtrans=True),
-    dict(stride=(1, 1), input_dilation=(2, 3), pad_lo=(1, 1), pad_hi=(1, 1), groups=2,
-         dilation=(1, 2)),
+    dict(
+        stride=(1, 1),
+        input_dilation=(2, 3),
+        pad_lo=(1, 1),
+        pad_hi=(1, 1),
+        groups=2,
+        dilation=(1, 2),
+    ),
 ]
 
 
@@ -209,18 +275,33 @@ def test_conv_general(geo, dtype):
     x = (2, c, 5, 4)
     kw = dict(geo)
     tol = GRAD_TOL[np.dtype(dtype)]
-    check_op(conv_general, R.conv_general, R.conv_general_vjp, [x, wshape, (o,)], dtype=dtype,
-             kwargs=kw, gradcheck=False, rtol=tol, grad_rtol=tol)
+    check_op(
+        conv_general,
+        R.conv_general,
+        R.conv_general_vjp,
+        [x, wshape, (o,)],
+        dtype=dtype,
+        kwargs=kw,
+        gradcheck=False,
+        grad_rtol=tol,
+    )
 
 
 # ----------------------------------------------------------------------------- higher order
 
 
-@pytest.mark.parametrize("op,args,kw", [
-    (F.conv2d, ((1, 2, 5, 4), (2, 2, 3, 2)), dict(stride=(2, 1), padding=1)),
-    (F.conv_transpose2d, ((1, 2, 3, 3), (2, 1, 3, 3)), dict(stride=2, padding=1,
-                                                             output_padding=1)),
-], ids=["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize(
+    "op,args,kw",
+    [
+        (F.conv2d, ((1, 2, 5, 4), (2, 2, 3, 2)), dict(stride=(2, 1), padding=1)),
+        (
+            F.conv_transpose2d,
+            ((1, 2, 3, 3), (2, 1, 3, 3)),
+            dict(stride=2, padding=1, output_padding=1),
+        ),
+    ],
+    ids=["conv2d", "conv_transpose2d"],
+)
 def test_double_backward(op, args, kw):
     """Gradients of gradients by finite differences (create_graph=True through conv)."""
     rng = np.random.default_rng(3)
@@ -251,7 +332,9 @@ def test_nn_conv2d_matches_functional():
     assert np.abs(m.weight.detach().numpy()).max() > 0.5 * bound
     x = pe.randn(2, 4, 9, 8)
     y = m(x)
-    want = R.conv2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 1, 2)
+    want = R.conv2d(
+        x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 1, 2
+    )
     np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-5, atol=1e-5)
     y.sum().backward()
     assert m.weight.grad is not None and m.bias.grad is not None
@@ -264,9 +347,12 @@ def test_nn_conv2d_options():
     m = nn.Conv2d(3, 4, (3, 5), padding="same", dilation=2, bias=False, dtype=pe.float64)
     assert m.bias is None and m.weight.dtype == pe.float64
     x = pe.randn(1, 3, 7, 9, dtype=pe.float64)
-    np.testing.assert_allclose(m(x).detach().numpy(),
-                               R.conv2d(x.detach().numpy(), m.weight.detach().numpy(), None, 1, "same", 2, 1),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        m(x).detach().numpy(),
+        R.conv2d(x.detach().numpy(), m.weight.detach().numpy(), None, 1, "same", 2, 1),
+        rtol=1e-10,
+        atol=1e-10,
+    )
     with pytest.raises(NotImplementedError, match=r"^\[Conv2d\] padding_mode='reflect'"):
         nn.Conv2d(3, 4, 3, padding_mode="reflect")
     with pytest.raises(ValueError, match=r"^\[Conv2d\]"):
@@ -285,7 +371,9 @@ def test_nn_conv_transpose2d():
     x = pe.randn(2, 4, 5, 6)
     y = m(x)
     assert tuple(y.shape) == (2, 6, 10, 12)
-    want = R.conv_transpose2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 0, 2, 1)
+    want = R.conv_transpose2d(
+        x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), 2, 1, 0, 2, 1
+    )
     np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-5, atol=1e-5)
     # output_size picks the output_padding, as torch
     y2 = m(x, output_size=(11, 13))
@@ -303,65 +391,149 @@ def _t(*shape, dtype=pe.float32):
 
 ERRORS = [
     # (callable, exception, message start)
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3), groups=2), ValueError,
-     r"^\[conv2d\] input channels \(3\) must be divisible by groups"),
-    (lambda: F.conv2d(_t(1, 4, 5, 5), _t(3, 2, 3, 3), groups=2), ValueError,
-     r"^\[conv2d\] output channels \(3\) must be divisible"),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3), groups=2),
+        ValueError,
+        r"^\[conv2d\] input channels \(3\) must be divisible by groups",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 4, 5, 5), _t(3, 2, 3, 3), groups=2),
+        ValueError,
+        r"^\[conv2d\] output channels \(3\) must be divisible",
+    ),
     (lambda: F.conv2d(_t(1, 4, 5, 5), _t(4, 3, 3, 3)), ValueError, r"^\[conv2d\] weight of shape"),
-    (lambda: F.conv2d(_t(1, 3, 2, 5), _t(4, 3, 3, 3)), ValueError,
-     r"^\[conv2d\] kernel size .* is larger than the padded input"),
-    (lambda: F.conv2d(_t(1, 3, 4, 4), _t(4, 3, 3, 3), dilation=2), ValueError,
-     r"^\[conv2d\] kernel size"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=0), ValueError,
-     r"^\[conv2d\] stride must be positive"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), dilation=(1, 0)), ValueError,
-     r"^\[conv2d\] dilation must be positive"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding=-1), ValueError,
-     r"^\[conv2d\] padding must be non-negative"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding="full"), ValueError,
-     r"^\[conv2d\] padding must be"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=2, padding="same"), ValueError,
-     r"^\[conv2d\] padding='same' is not supported for strided"),
-    (lambda: F.conv2d(_t(3, 5, 5, 1, 1), _t(4, 3, 3, 3)), ValueError,
-     r"^\[conv2d\] expected a 3-D \(unbatched\) or 4-D"),
+    (
+        lambda: F.conv2d(_t(1, 3, 2, 5), _t(4, 3, 3, 3)),
+        ValueError,
+        r"^\[conv2d\] kernel size .* is larger than the padded input",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 4, 4), _t(4, 3, 3, 3), dilation=2),
+        ValueError,
+        r"^\[conv2d\] kernel size",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=0),
+        ValueError,
+        r"^\[conv2d\] stride must be positive",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), dilation=(1, 0)),
+        ValueError,
+        r"^\[conv2d\] dilation must be positive",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding=-1),
+        ValueError,
+        r"^\[conv2d\] padding must be non-negative",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), padding="full"),
+        ValueError,
+        r"^\[conv2d\] padding must be",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=2, padding="same"),
+        ValueError,
+        r"^\[conv2d\] padding='same' is not supported for strided",
+    ),
+    (
+        lambda: F.conv2d(_t(3, 5, 5, 1, 1), _t(4, 3, 3, 3)),
+        ValueError,
+        r"^\[conv2d\] expected a 3-D \(unbatched\) or 4-D",
+    ),
     (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3)), ValueError, r"^\[conv2d\] weight must be 4-D"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, 1)), ValueError,
-     r"^\[conv2d\] bias must be 1-D"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(5)), ValueError,
-     r"^\[conv2d\] bias must have 4 elements"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3, dtype=pe.float64)), TypeError,
-     r"^\[conv2d\] input is float32 but weight is float64"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, dtype=pe.float64)), TypeError,
-     r"^\[conv2d\] input is float32 but bias is float64"),
-    (lambda: F.conv2d(pe.zeros(1, 3, 5, 5, dtype=pe.int64), _t(4, 3, 3, 3)), TypeError,
-     r"^\[conv2d\] input must be float32 or float64"),
-    (lambda: F.conv2d(np.zeros((1, 3, 5, 5)), _t(4, 3, 3, 3)), TypeError,
-     r"^\[conv2d\] input must be a Tensor"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=1.5), TypeError,
-     r"^\[conv2d\] stride must be an int"),
-    (lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), groups=0), ValueError,
-     r"^\[conv2d\] groups must be a positive int"),
-    (lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), stride=2, output_padding=2),
-     ValueError, r"^\[conv_transpose2d\] output_padding"),
-    (lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), output_padding=1), ValueError,
-     r"^\[conv_transpose2d\] output_padding"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), groups=2), ValueError,
-     r"^\[conv_transpose2d\] input channels \(3\) must be divisible"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3)), ValueError,
-     r"^\[conv_transpose2d\] weight of shape"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 2, 2), _t(3, 2, 3, 3), padding=3), ValueError,
-     r"^\[conv_transpose2d\] kernel size"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), stride=0), ValueError,
-     r"^\[conv_transpose2d\] stride must be positive"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), padding=-1), ValueError,
-     r"^\[conv_transpose2d\] padding must be non-negative"),
-    (lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3, dtype=pe.float64)), TypeError,
-     r"^\[conv_transpose2d\] input is float32 but weight is float64"),
-    (lambda: F.conv_transpose2d(_t(3, 5, 5), _t(3, 2, 3)), ValueError,
-     r"^\[conv_transpose2d\] weight must be 4-D"),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, 1)),
+        ValueError,
+        r"^\[conv2d\] bias must be 1-D",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(5)),
+        ValueError,
+        r"^\[conv2d\] bias must have 4 elements",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3, dtype=pe.float64)),
+        TypeError,
+        r"^\[conv2d\] input is float32 but weight is float64",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), _t(4, dtype=pe.float64)),
+        TypeError,
+        r"^\[conv2d\] input is float32 but bias is float64",
+    ),
+    (
+        lambda: F.conv2d(pe.zeros(1, 3, 5, 5, dtype=pe.int64), _t(4, 3, 3, 3)),
+        TypeError,
+        r"^\[conv2d\] input must be float32 or float64",
+    ),
+    (
+        lambda: F.conv2d(np.zeros((1, 3, 5, 5)), _t(4, 3, 3, 3)),
+        TypeError,
+        r"^\[conv2d\] input must be a Tensor",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), stride=1.5),
+        TypeError,
+        r"^\[conv2d\] stride must be an int",
+    ),
+    (
+        lambda: F.conv2d(_t(1, 3, 5, 5), _t(4, 3, 3, 3), groups=0),
+        ValueError,
+        r"^\[conv2d\] groups must be a positive int",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), stride=2, output_padding=2),
+        ValueError,
+        r"^\[conv_transpose2d\] output_padding",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 4, 5, 5), _t(4, 2, 3, 3), output_padding=1),
+        ValueError,
+        r"^\[conv_transpose2d\] output_padding",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), groups=2),
+        ValueError,
+        r"^\[conv_transpose2d\] input channels \(3\) must be divisible",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(4, 2, 3, 3)),
+        ValueError,
+        r"^\[conv_transpose2d\] weight of shape",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 2, 2), _t(3, 2, 3, 3), padding=3),
+        ValueError,
+        r"^\[conv_transpose2d\] kernel size",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), stride=0),
+        ValueError,
+        r"^\[conv_transpose2d\] stride must be positive",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3), padding=-1),
+        ValueError,
+        r"^\[conv_transpose2d\] padding must be non-negative",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(1, 3, 5, 5), _t(3, 2, 3, 3, dtype=pe.float64)),
+        TypeError,
+        r"^\[conv_transpose2d\] input is float32 but weight is float64",
+    ),
+    (
+        lambda: F.conv_transpose2d(_t(3, 5, 5), _t(3, 2, 3)),
+        ValueError,
+        r"^\[conv_transpose2d\] weight must be 4-D",
+    ),
     (lambda: F.conv1d(_t(1, 3, 5), _t(4, 3, 7)), ValueError, r"^\[conv1d\] kernel size"),
-    (lambda: F.conv1d(_t(1, 3, 5, 5), _t(4, 3, 3, 3)), ValueError,
-     r"^\[conv1d\] expected a 2-D \(unbatched\) or 3-D"),
+    (
+        lambda: F.conv1d(_t(1, 3, 5, 5), _t(4, 3, 3, 3)),
+        ValueError,
+        r"^\[conv1d\] expected a 2-D \(unbatched\) or 3-D",
+    ),
 ]
 
 
@@ -378,8 +550,16 @@ def test_binding_errors():
 
     x = np.zeros((1, 4, 5, 5), np.float32)
     w = np.zeros((4, 2, 3, 3), np.float32)
-    geo = dict(stride=(1, 1), pad_lo=(0, 0), pad_hi=(0, 0), dilation=(1, 1),
-               input_dilation=(1, 1), groups=2, flip=False, wtrans=False)
+    geo = dict(
+        stride=(1, 1),
+        pad_lo=(0, 0),
+        pad_hi=(0, 0),
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        groups=2,
+        flip=False,
+        wtrans=False,
+    )
     with pytest.raises(ValueError, match=r"^\[conv2d\] input channels"):
         _C.conv_general(np.zeros((1, 3, 5, 5), np.float32), w, None, op="conv2d", **geo)
     with pytest.raises(TypeError, match=r"^\[conv2d\] weight has dtype float64"):
@@ -387,7 +567,157 @@ def test_binding_errors():
     with pytest.raises(ValueError, match=r"^\[conv2d\] input must be C-contiguous"):
         _C.conv_general(x.transpose(0, 1, 3, 2), w, None, op="conv2d", **geo)
     with pytest.raises(ValueError, match=r"^\[conv2d\] grad_output must have shape"):
-        _C.conv_general_grad_input(np.zeros((1, 4, 4, 4), np.float32), w, (1, 4, 5, 5),
-                                   op="conv2d", **geo)
+        _C.conv_general_grad_input(
+            np.zeros((1, 4, 4, 4), np.float32), w, (1, 4, 5, 5), op="conv2d", **geo
+        )
     with pytest.raises(ValueError, match=r"^\[conv2d\] stride must be >= 1"):
         _C.conv_general(x, w, None, op="conv2d", **{**geo, "stride": (0, 1)})
+
+
+# ----------------------------------------------------------------------------- grad-bias kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_bias_kernel(dtype):
+    from pyengine import _C
+
+    gy = np.random.default_rng(0).standard_normal((3, 5, 4, 7)).astype(dtype)
+    np.testing.assert_allclose(
+        _C.conv_general_grad_bias(gy), gy.astype(np.float64).sum((0, 2, 3)), rtol=1e-6
+    )
+
+
+# ----------------------------------------------------------------------------- CUDA
+
+
+def test_cuda_kernels_host_emulation(tmp_path):
+    """cuda/conv.cu's tile functions run on the host (no GPU needed) vs direct loops."""
+    import os
+    import shutil
+    import subprocess
+
+    nvcc = shutil.which("nvcc") or (
+        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
+    )
+    if nvcc is None:
+        pytest.skip("nvcc not found")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "conv_emu")
+    subprocess.run(
+        [
+            nvcc,
+            "-std=c++17",
+            "-O1",
+            "-arch=sm_80",
+            "-w",
+            "-I" + root + "/csrc",
+            "-I" + root + "/cuda",
+            root + "/tests/cuda_emu/conv_emu.cu",
+            "-o",
+            exe,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run([exe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 failures" in out.stdout
+
+
+def _cuda_or_skip():
+    from pyengine.backend import cuda as pcuda
+
+    if not pcuda.is_available():
+        pytest.skip(f"no CUDA GPU: {pcuda.unavailable_reason()}")
+    import cupy
+
+    return pcuda, cupy
+
+
+def _geo(**kw):
+    g = dict(
+        stride=(1, 1),
+        pad_lo=(0, 0),
+        pad_hi=(0, 0),
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        groups=1,
+        flip=False,
+        wtrans=False,
+    )
+    g.update(kw)
+    return g
+
+
+CUDA_GEOS = [
+    ((2, 3, 9, 8), (4, 3, 3, 3), _geo(pad_lo=(1, 1), pad_hi=(1, 1))),
+    ((2, 4, 11, 10), (6, 2, 3, 3), _geo(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1), groups=2)),
+    ((1, 70, 9, 9), (130, 70, 3, 3), _geo(pad_lo=(1, 1), pad_hi=(1, 1))),  # several tiles
+    ((2, 4, 6, 7), (4, 1, 3, 3), _geo(dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 2), groups=4)),
+    (
+        (2, 3, 5, 4),
+        (3, 2, 4, 4),
+        _geo(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 2), flip=True, wtrans=True),
+    ),  # conv_transpose2d k4 s2 p1
+    (
+        (1, 2, 5, 6),
+        (3, 2, 3, 2),
+        _geo(stride=(2, 3), input_dilation=(2, 2), pad_lo=(1, -1), pad_hi=(0, 2)),
+    ),
+    ((3, 8, 7, 7), (8, 8, 1, 1), _geo()),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CUDA_GEOS, ids=str)
+def test_cuda_conv_general_kernels(case, dtype):
+    pcuda, cp = _cuda_or_skip()
+    xs, ws, geo = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    o = ws[1] * geo["groups"] if geo["wtrans"] else ws[0]
+    b = rng.standard_normal(o).astype(dtype)
+    want = R.conv_general(x, w, b, **geo)
+    y = pcuda.conv_general(cp.asarray(x), cp.asarray(w), cp.asarray(b), geo).get()
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.abs(want).max())
+    gy = rng.standard_normal(want.shape).astype(dtype)
+    gx_r, gw_r, gb_r = R.conv_general_vjp(gy, x, w, b, **geo)
+    gx = pcuda.conv_general_grad_input(cp.asarray(gy), cp.asarray(w), xs, geo).get()
+    gw = pcuda.conv_general_grad_weight(cp.asarray(x), cp.asarray(gy), ws, geo).get()
+    gb = pcuda.conv_general_grad_bias(cp.asarray(gy)).get()
+    for got, ref in ((gx, gx_r), (gw, gw_r), (gb, gb_r)):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.cuda
+def test_cuda_conv2d_autograd():
+    _cuda_or_skip()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((6, 2, 3, 3))
+    b = rng.standard_normal(6)
+    xt = pe.tensor(x, device="cuda", requires_grad=True)
+    wt = pe.tensor(w, device="cuda", requires_grad=True)
+    bt = pe.tensor(b, device="cuda", requires_grad=True)
+    y = F.conv2d(xt, wt, bt, stride=2, padding=1, groups=2)
+    assert y.device == "cuda"
+    np.testing.assert_allclose(
+        y.detach().cpu().numpy(), R.conv2d(x, w, b, 2, 1, 1, 2), rtol=1e-10, atol=1e-10
+    )
+    gy = rng.standard_normal(tuple(y.shape))
+    y.backward(pe.tensor(gy, device="cuda"))
+    gx, gw, gb = R.conv2d_vjp(gy, x, w, b, 2, 1, 1, 2)
+    for t, ref in ((xt, gx), (wt, gw), (bt, gb)):
+        np.testing.assert_allclose(t.grad.cpu().numpy(), ref, rtol=1e-10, atol=1e-10)
+    xt2 = pe.tensor(x[:, :4], device="cuda")
+    wt2 = pe.tensor(rng.standard_normal((4, 3, 4, 4)), device="cuda")
+    y2 = F.conv_transpose2d(xt2, wt2, stride=2, padding=1)
+    np.testing.assert_allclose(
+        y2.cpu().numpy(),
+        R.conv_transpose2d(x[:, :4], wt2.cpu().numpy(), None, 2, 1),
+        rtol=1e-10,
+        atol=1e-10,
+    )

@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -35,6 +36,12 @@ Shape4 shape4(const char* name, const py::array& a) {
 template <typename T>
 pyengine::cpu::View4<T> view4(const char* name, const py::array& a) {
   const int64_t item = a.itemsize();
+  pyengine::cpu::View4<T> v;
+  v.ptr = static_cast<const T*>(a.data());
+  if (a.size() == 0) {  // nothing is read: any strides will do
+    v.sl = std::max<int64_t>(a.shape(3), 1);
+    return v;
+  }
   for (int d = 0; d < 4; ++d) {
     PE_CHECK(a.strides(d) >= 0 && a.strides(d) % item == 0, kOp, name,
              " needs non-negative strides that are multiples of its item size");
@@ -44,8 +51,6 @@ pyengine::cpu::View4<T> view4(const char* name, const py::array& a) {
            " needs a unit stride in its last dimension; make it contiguous");
   PE_CHECK(a.shape(2) <= 1 || a.strides(2) / item >= E, kOp, name,
            " rows overlap (row stride < row length); make it contiguous");
-  pyengine::cpu::View4<T> v;
-  v.ptr = static_cast<const T*>(a.data());
   v.sb = a.strides(0) / item;
   v.sh = a.strides(1) / item;
   v.sl = a.shape(2) <= 1 ? std::max<int64_t>(E, 1) : std::max<int64_t>(a.strides(2) / item, 1);
@@ -94,8 +99,9 @@ Parsed parse(const py::array& q, const py::array& k, const py::array& v, const p
       PE_CHECK(m.strides(d) >= 0 && m.strides(d) % item == 0, kOp,
                "attn_mask needs non-negative strides that are multiples of its item size");
     }
-    p.mask = {m.data(),          is_bool,           m.strides(0) / item, m.strides(1) / item,
-              m.strides(2) / item, m.strides(3) / item};
+    p.mask = {
+        m.data(),           is_bool, m.strides(0) / item, m.strides(1) / item, m.strides(2) / item,
+        m.strides(3) / item};
   }
   return p;
 }
@@ -118,9 +124,8 @@ py::tuple forward(const py::array& q, const py::array& k, const py::array& v,
 }
 
 template <typename T>
-py::tuple backward(const py::array& q, const py::array& k, const py::array& v,
-                   const py::array& out, const py::array& lse, const py::array& dout,
-                   const Parsed& p) {
+py::tuple backward(const py::array& q, const py::array& k, const py::array& v, const py::array& out,
+                   const py::array& lse, const py::array& dout, const Parsed& p) {
   const auto& d = p.d;
   const auto vq = view4<T>("query", q), vk = view4<T>("key", k), vv = view4<T>("value", v);
   py::array_t<T> dq({d.B, d.H, d.Lq, d.D});
@@ -171,15 +176,15 @@ void pyengine::bind::register_attention(py::module_& m) {
           PE_CHECK(s->n[0] == d.B && s->n[1] == d.H && s->n[2] == d.Lq && s->n[3] == d.Dv, kOp,
                    "out and grad_out must have shape (B, H, Lq, Dv)");
         }
-        PE_CHECK(lse.ndim() == 3 && lse.shape(0) == d.B && lse.shape(1) == d.H &&
-                     lse.shape(2) == d.Lq,
-                 kOp, "lse must have shape (B, H, Lq)");
+        PE_CHECK(
+            lse.ndim() == 3 && lse.shape(0) == d.B && lse.shape(1) == d.H && lse.shape(2) == d.Lq,
+            kOp, "lse must have shape (B, H, Lq)");
         return is_f32(q) ? backward<float>(q, k, v, out, lse, dout, p)
                          : backward<double>(q, k, v, out, lse, dout, p);
       },
       py::arg("query"), py::arg("key"), py::arg("value"), py::arg("attn_mask"),
-      py::arg("is_causal"), py::arg("scale"), py::arg("dropout_p"), py::arg("seed"),
-      py::arg("out"), py::arg("lse"), py::arg("grad_out"),
+      py::arg("is_causal"), py::arg("scale"), py::arg("dropout_p"), py::arg("seed"), py::arg("out"),
+      py::arg("lse"), py::arg("grad_out"),
       "(dq, dk, dv) of fused attention from the forward's out and lse (FlashAttention-2 "
       "backward: the probabilities are recomputed, never stored).");
   m.def(
@@ -191,8 +196,7 @@ void pyengine::bind::register_attention(py::module_& m) {
         bool* k = keep.mutable_data();
         for (int64_t bh = 0; bh < B * H; ++bh)
           for (int64_t i = 0; i < Lq; ++i)
-            for (int64_t j = 0; j < Lk; ++j)
-              *k++ = pyengine::cpu::dropout_keep(seed, bh, i, j, p);
+            for (int64_t j = 0; j < Lk; ++j) *k++ = pyengine::cpu::dropout_keep(seed, bh, i, j, p);
         return keep;
       },
       py::arg("seed"), py::arg("B"), py::arg("H"), py::arg("Lq"), py::arg("Lk"),

@@ -56,8 +56,7 @@ ConvParams make_params(const char* op, const std::array<int64_t, 4>& xs,
   p.groups = g.groups;
   p.KH = ws[2];
   p.KW = ws[3];
-  PE_CHECK(p.KH >= 1 && p.KW >= 1, op, "kernel size must be >= 1 but is (", p.KH, ", ", p.KW,
-           ")");
+  PE_CHECK(p.KH >= 1 && p.KW >= 1, op, "kernel size must be >= 1 but is (", p.KH, ", ", p.KW, ")");
   if (g.wtrans) {
     PE_CHECK(ws[0] == p.C, op, "weight of shape (", ws[0], ", ", ws[1], ", ", ws[2], ", ", ws[3],
              ") expects ", ws[0], " input channels but the input has ", p.C);
@@ -134,8 +133,8 @@ void check_grad_output(const char* op, const ConvParams& p, const py::array& gy,
   check_same_dtype(op, "grad_output", gy, ref);
   const std::array<int64_t, 4> want{p.N, p.O, p.OH(), p.OW()};
   PE_CHECK(shape4(gy) == want, op, "grad_output must have shape (", want[0], ", ", want[1], ", ",
-           want[2], ", ", want[3], ") but has (", gy.shape(0), ", ", gy.shape(1), ", ",
-           gy.shape(2), ", ", gy.shape(3), ")");
+           want[2], ", ", want[3], ") but has (", gy.shape(0), ", ", gy.shape(1), ", ", gy.shape(2),
+           ", ", gy.shape(3), ")");
 }
 
 template <typename T>
@@ -153,8 +152,7 @@ py::array grad_input(const std::string& op_name, const py::array& gy, const py::
   const char* op = op_name.c_str();
   check_array(op, "weight", w, 4);
   check_float(op, "weight", w);
-  for (int i = 0; i < 4; ++i)
-    PE_CHECK(input_shape[i] >= 0, op, "input_shape must be non-negative");
+  for (int i = 0; i < 4; ++i) PE_CHECK(input_shape[i] >= 0, op, "input_shape must be non-negative");
   const ConvParams p = make_params(op, input_shape, shape4(w), g);
   check_grad_output(op, p, gy, w);
   return is_f32(w) ? grad_input_t<float>(p, gy, w) : grad_input_t<double>(p, gy, w);
@@ -216,12 +214,12 @@ void pyengine::bind::register_conv(py::module_& m) {
   };
   m.def(
       "conv_general",
-      [=](const py::array& x, const py::array& w, const py::object& bias, Pair stride,
-          Pair pad_lo, Pair pad_hi, Pair dilation, Pair input_dilation, int64_t groups, bool flip,
-          bool wtrans, const std::string& op) {
-        return forward(op, x, w, bias,
-                       geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups, flip,
-                                wtrans));
+      [=](const py::array& x, const py::array& w, const py::object& bias, Pair stride, Pair pad_lo,
+          Pair pad_hi, Pair dilation, Pair input_dilation, int64_t groups, bool flip, bool wtrans,
+          const std::string& op) {
+        return forward(
+            op, x, w, bias,
+            geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups, flip, wtrans));
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("pad_lo"),
       py::arg("pad_hi"), py::arg("dilation"), py::arg("input_dilation"), py::arg("groups"),
@@ -229,12 +227,12 @@ void pyengine::bind::register_conv(py::module_& m) {
       "Generalized 2-D convolution (NCHW); returns a new output array. See csrc/cpu/conv.h.");
   m.def(
       "conv_general_grad_input",
-      [=](const py::array& gy, const py::array& w, std::array<int64_t, 4> input_shape,
-          Pair stride, Pair pad_lo, Pair pad_hi, Pair dilation, Pair input_dilation,
-          int64_t groups, bool flip, bool wtrans, const std::string& op) {
-        return grad_input(op, gy, w, input_shape,
-                          geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups,
-                                   flip, wtrans));
+      [=](const py::array& gy, const py::array& w, std::array<int64_t, 4> input_shape, Pair stride,
+          Pair pad_lo, Pair pad_hi, Pair dilation, Pair input_dilation, int64_t groups, bool flip,
+          bool wtrans, const std::string& op) {
+        return grad_input(
+            op, gy, w, input_shape,
+            geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups, flip, wtrans));
       },
       py::arg("grad_output"), py::arg("weight"), py::arg("input_shape"), py::arg("stride"),
       py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("input_dilation"),
@@ -242,12 +240,12 @@ void pyengine::bind::register_conv(py::module_& m) {
       "Gradient of conv_general with respect to its input (a new array).");
   m.def(
       "conv_general_grad_weight",
-      [=](const py::array& x, const py::array& gy, std::array<int64_t, 4> weight_shape,
-          Pair stride, Pair pad_lo, Pair pad_hi, Pair dilation, Pair input_dilation,
-          int64_t groups, bool flip, bool wtrans, const std::string& op) {
-        return grad_weight(op, x, gy, weight_shape,
-                           geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups,
-                                    flip, wtrans));
+      [=](const py::array& x, const py::array& gy, std::array<int64_t, 4> weight_shape, Pair stride,
+          Pair pad_lo, Pair pad_hi, Pair dilation, Pair input_dilation, int64_t groups, bool flip,
+          bool wtrans, const std::string& op) {
+        return grad_weight(
+            op, x, gy, weight_shape,
+            geometry(stride, pad_lo, pad_hi, dilation, input_dilation, groups, flip, wtrans));
       },
       py::arg("input"), py::arg("grad_output"), py::arg("weight_shape"), py::arg("stride"),
       py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("input_dilation"),

@@ -55,8 +55,8 @@ Pool2d window(const char* op, int64_t N, int64_t C, int64_t H, int64_t W, Pair k
            " kW: ", k[1]);
   PE_CHECK(s[0] > 0 && s[1] > 0, op, "stride should be greater than zero, but got dH: ", s[0],
            " dW: ", s[1]);
-  PE_CHECK(d[0] > 0 && d[1] > 0, op, "dilation should be greater than zero, but got dilationH: ",
-           d[0], " dilationW: ", d[1]);
+  PE_CHECK(d[0] > 0 && d[1] > 0, op,
+           "dilation should be greater than zero, but got dilationH: ", d[0], " dilationW: ", d[1]);
   PE_CHECK(p[0] >= 0 && p[1] >= 0, op, "padding must be non-negative, but got padH: ", p[0],
            " padW: ", p[1]);
   PE_CHECK(p[0] <= k[0] / 2 && p[1] <= k[1] / 2, op,
@@ -115,7 +115,8 @@ py::tuple max_pool2d(const py::array& x, Pair k, Pair s, Pair p, Pair d, bool ce
                      bool with_indices) {
   constexpr const char* op = "max_pool2d";
   check_nchw(op, "input", x);
-  const Pool2d g = window(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), k, s, p, d, ceil_mode);
+  const Pool2d g =
+      window(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), k, s, p, d, ceil_mode);
   return is_f32(x) ? max_pool2d_t<float>(x, g, with_indices)
                    : max_pool2d_t<double>(x, g, with_indices);
 }
@@ -167,8 +168,8 @@ py::array pool_gather(const py::array& src, const py::array& idx) {
                 dtype_name(idx));
   PE_CHECK(idx.ndim() == 4 && (idx.flags() & py::array::c_style), op,
            "indices must be a C-contiguous 4-D array");
-  PE_CHECK(idx.shape(0) == src.shape(0) && idx.shape(1) == src.shape(1), op,
-           "indices ", shape_str(idx), " and src ", shape_str(src), " differ in N or C");
+  PE_CHECK(idx.shape(0) == src.shape(0) && idx.shape(1) == src.shape(1), op, "indices ",
+           shape_str(idx), " and src ", shape_str(src), " differ in N or C");
   return is_f32(src) ? pool_gather_t<float>(src, idx) : pool_gather_t<double>(src, idx);
 }
 
@@ -205,8 +206,8 @@ py::array avg_pool2d_backward(const py::array& gy, int64_t H, int64_t W, Pair k,
   check_nchw(op, "grad_output", gy);
   PE_CHECK(H > 0 && W > 0, op, "input size must be positive but is ", H, "x", W);
   const Pool2d g = window(op, gy.shape(0), gy.shape(1), H, W, k, s, p, {1, 1}, ceil_mode);
-  PE_CHECK(gy.shape(2) == g.OH && gy.shape(3) == g.OW, op, "grad_output has shape ",
-           shape_str(gy), " but the pooling gives ", g.OH, "x", g.OW);
+  PE_CHECK(gy.shape(2) == g.OH && gy.shape(3) == g.OW, op, "grad_output has shape ", shape_str(gy),
+           " but the pooling gives ", g.OH, "x", g.OW);
   return is_f32(gy) ? avg_t<float>(gy, g, cip, divisor_override, true)
                     : avg_t<double>(gy, g, cip, divisor_override, true);
 }
@@ -329,16 +330,14 @@ py::array upsample_t(const py::array& in, int64_t fH, int64_t fW, bool backward)
 py::array upsample_nearest2d(const py::array& x, int64_t fH, int64_t fW) {
   constexpr const char* op = "upsample_nearest2d";
   check_nchw(op, "input", x);
-  PE_CHECK(fH > 0 && fW > 0, op, "scale factors must be positive integers but are ", fH, ", ",
-           fW);
+  PE_CHECK(fH > 0 && fW > 0, op, "scale factors must be positive integers but are ", fH, ", ", fW);
   return is_f32(x) ? upsample_t<float>(x, fH, fW, false) : upsample_t<double>(x, fH, fW, false);
 }
 
 py::array upsample_nearest2d_backward(const py::array& gy, int64_t fH, int64_t fW) {
   constexpr const char* op = "upsample_nearest2d_backward";
   check_nchw(op, "grad_output", gy);
-  PE_CHECK(fH > 0 && fW > 0, op, "scale factors must be positive integers but are ", fH, ", ",
-           fW);
+  PE_CHECK(fH > 0 && fW > 0, op, "scale factors must be positive integers but are ", fH, ", ", fW);
   PE_CHECK(gy.shape(2) % fH == 0 && gy.shape(3) % fW == 0, op, "grad_output ", shape_str(gy),
            " is not a multiple of the factors ", fH, ", ", fW);
   return is_f32(gy) ? upsample_t<float>(gy, fH, fW, true) : upsample_t<double>(gy, fH, fW, true);
@@ -362,17 +361,18 @@ void pyengine::bind::register_pool(py::module_& m) {
         py::arg("W"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"),
         "Gradient of avg_pool2d with respect to its (N, C, H, W) input.");
-  m.def("adaptive_avg_pool2d", &adaptive_avg_pool2d, py::arg("input"), py::arg("OH"),
-        py::arg("OW"), "Adaptive average pooling to (OH, OW).");
+  m.def("adaptive_avg_pool2d", &adaptive_avg_pool2d, py::arg("input"), py::arg("OH"), py::arg("OW"),
+        "Adaptive average pooling to (OH, OW).");
   m.def("adaptive_avg_pool2d_backward", &adaptive_avg_pool2d_backward, py::arg("grad_output"),
         py::arg("H"), py::arg("W"), "Gradient of adaptive_avg_pool2d for an (H, W) input.");
-  m.def("adaptive_max_pool2d", &adaptive_max_pool2d, py::arg("input"), py::arg("OH"),
-        py::arg("OW"), py::arg("with_indices"),
+  m.def("adaptive_max_pool2d", &adaptive_max_pool2d, py::arg("input"), py::arg("OH"), py::arg("OW"),
+        py::arg("with_indices"),
         "(y, indices or None) of adaptive max pooling; the backward is max_pool2d_backward.");
   m.def("max_unpool2d", &max_unpool2d, py::arg("input"), py::arg("indices"), py::arg("OH"),
-        py::arg("OW"), "Scatter input at indices into (N, C, OH, OW) zeros; the backward is pool_gather.");
-  m.def("upsample_nearest2d", &upsample_nearest2d, py::arg("input"), py::arg("fH"),
-        py::arg("fW"), "Nearest-neighbour upsampling by integer factors.");
+        py::arg("OW"),
+        "Scatter input at indices into (N, C, OH, OW) zeros; the backward is pool_gather.");
+  m.def("upsample_nearest2d", &upsample_nearest2d, py::arg("input"), py::arg("fH"), py::arg("fW"),
+        "Nearest-neighbour upsampling by integer factors.");
   m.def("upsample_nearest2d_backward", &upsample_nearest2d_backward, py::arg("grad_output"),
         py::arg("fH"), py::arg("fW"), "Gradient of upsample_nearest2d (block sums).");
 }

@@ -117,8 +117,7 @@ struct LossDims {
 LossDims loss_dims(const char* op, const py::array& x) {
   check_float(op, "input", x);
   check_contig(op, "input", x);
-  PE_CHECK(x.ndim() >= 2, op, "input must have shape (N, C, d1, ...) but has shape ",
-           shape_of(x));
+  PE_CHECK(x.ndim() >= 2, op, "input must have shape (N, C, d1, ...) but has shape ", shape_of(x));
   LossDims d{x.shape(0), x.shape(1), 1};
   for (py::ssize_t i = 2; i < x.ndim(); ++i) d.D *= x.shape(i);
   return d;

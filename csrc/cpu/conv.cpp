@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "core/parallel.h"
 #include "cpu/gemm.h"
@@ -98,6 +99,7 @@ class Scratch {
 thread_local Scratch t_col;    // the columns of one (image, group): Cg*KH*KW x OH*OW
 thread_local Scratch t_wpack;  // canonical weight, written by the calling thread
 thread_local Scratch t_wacc;   // grad-weight partial sums, one slice per team member
+thread_local Scratch t_split;  // one (image, group) in phase-split layout (strided convs)
 
 // ---- geometry ----------------------------------------------------------------
 struct Geo {
@@ -168,77 +170,176 @@ int64_t source(int64_t q, int64_t idil, int64_t in) {
   return q < in ? q : -1;
 }
 
-// Walks the (Cg*KH*KW) x (OH*OW) column matrix of one (image, group) and calls
-// row_fn(dst_row_ptr, src_row_ptr_or_null, lo, hi, off, sw) for every output row segment.
-// im2col and col2im are this walk with a gather or a scatter-add.
+// Output rows [oh0, oh1) form one chunk of columns: a (Cg*KH*KW) x ((oh1-oh0)*OW) matrix.
+// Chunks keep the column buffer in L2 (it is written once and read once by the GEMM).
+struct Rows {
+  int64_t oh0, oh1;
+};
+
+// How an image (Cg, H, W) of one (image, group) is laid out for the column walk. Plain:
+// rows of W. Phase-split (for stride sw > 1 along W): each row stored as sw phases of
+// wp = ceil(W / sw) elements, element iw at [iw % sw][iw / sw]; a tap then reads or writes
+// a contiguous run (memcpy / vector adds) instead of every sw-th element.
+struct Layout {
+  bool split = false;
+  int64_t wp = 0;       // phase length (split)
+  int64_t row_len = 0;  // elements per image row: W, or sw * wp
+};
+
+Layout plain_layout(const ConvParams& p) { return {false, p.W, p.W}; }
+
+// Phase-split pays when W is strided and not dilated (the runs are then contiguous).
+bool use_split(const ConvParams& p) { return p.stride[1] > 1 && p.idil[1] == 1; }
+
+Layout split_layout(const ConvParams& p) {
+  const int64_t wp = (p.W + p.stride[1] - 1) / p.stride[1];
+  return {true, wp, wp * p.stride[1]};
+}
+
+// dst (rows x sw x wp) = the phases of x (rows x W); entries past W are zero.
+template <typename T>
+void split_phases(const T* x, int64_t rows, int64_t W, int64_t sw, int64_t wp, T* dst,
+                  [[maybe_unused]] int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * W;
+    for (int64_t ph = 0; ph < sw; ++ph) {
+      T* d = dst + (r * sw + ph) * wp;
+      int64_t t = 0;
+      for (int64_t iw = ph; iw < W; iw += sw, ++t) d[t] = xr[iw];
+      for (; t < wp; ++t) d[t] = T(0);
+    }
+  }
+}
+
+// x (rows x W) = the image whose phases src holds (the inverse of split_phases).
+template <typename T>
+void merge_phases(const T* src, int64_t rows, int64_t W, int64_t sw, int64_t wp, T* x,
+                  [[maybe_unused]] int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* xr = x + r * W;
+    for (int64_t ph = 0; ph < sw; ++ph) {
+      const T* s = src + (r * sw + ph) * wp;
+      int64_t t = 0;
+      for (int64_t iw = ph; iw < W; iw += sw, ++t) xr[iw] = s[t];
+    }
+  }
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// One tap's row segments: output columns [lo, hi) read real input elements (idil == 1);
+// element ow of a segment is img_row[run + ow] (plain or phase-split layout, idil == 1), or
+// found by source(ow*sw + off) (idil > 1).
+struct Seg {
+  int64_t lo, hi, off, run, sw;
+};
+
+// Walks the column matrix of one (image, group) for output rows r and calls
+// row_fn(col_row_ptr, img_row_ptr_or_null, seg) for every output row segment. im2col and
+// col2im are this walk with a gather or a scatter-add. Channels are split over nt threads
+// (each channel's image plane and column rows are its own).
 template <typename T, typename Src, typename Fn>
-void walk_columns(const ConvParams& p, const Geo& q, Src* img, T* col, Fn&& row_fn) {
+void walk_columns(const ConvParams& p, const Geo& q, Rows r, Layout lay, Src* img, T* col,
+                  [[maybe_unused]] int nt, Fn&& row_fn) {
   const int64_t sh = p.stride[0], sw = p.stride[1];
+  const int64_t ld = (r.oh1 - r.oh0) * q.OW;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t c = 0; c < q.Cg; ++c) {
     for (int64_t kh = 0; kh < p.KH; ++kh) {
       const int64_t offh = kh * p.kdil[0] - p.pad_lo[0];
       for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t offw = kw * p.kdil[1] - p.pad_lo[1];
-        T* rows = col + ((c * p.KH + kh) * p.KW + kw) * q.OHW;
-        int64_t lo = 0, hi = 0;
-        if (p.idil[1] == 1) valid_range(p.W, q.OW, sw, offw, lo, hi);
-        for (int64_t oh = 0; oh < q.OH; ++oh) {
+        Seg seg{0, 0, kw * p.kdil[1] - p.pad_lo[1], 0, sw};
+        if (p.idil[1] == 1) {
+          valid_range(p.W, q.OW, sw, seg.off, seg.lo, seg.hi);
+          if (lay.split) {  // phase off mod sw, starting at element floor(off / sw)
+            const int64_t base = floor_div(seg.off, sw);
+            seg.run = (seg.off - base * sw) * lay.wp + base;
+          } else {
+            seg.run = seg.off;  // sw == 1 (use_split covers every sw > 1)
+          }
+        }
+        T* rows = col + ((c * p.KH + kh) * p.KW + kw) * ld;
+        if (p.idil[0] == 1) {  // no division per row
+          for (int64_t oh = r.oh0, ih = r.oh0 * sh + offh; oh < r.oh1; ++oh, ih += sh) {
+            const bool in = ih >= 0 && ih < p.H;
+            row_fn(rows + (oh - r.oh0) * q.OW, in ? img + (c * p.H + ih) * lay.row_len : nullptr,
+                   seg);
+          }
+          continue;
+        }
+        for (int64_t oh = r.oh0; oh < r.oh1; ++oh) {
           const int64_t ih = source(oh * sh + offh, p.idil[0], p.H);
-          row_fn(rows + oh * q.OW, ih < 0 ? nullptr : img + (c * p.H + ih) * p.W, lo, hi, offw, sw);
+          row_fn(rows + (oh - r.oh0) * q.OW, ih < 0 ? nullptr : img + (c * p.H + ih) * lay.row_len,
+                 seg);
         }
       }
     }
   }
 }
 
-// col = im2col(img): img is (Cg, H, W) of one image and group; col is overwritten.
+// col = im2col(img) for output rows r: img is (Cg, H, W) of one image and group in layout
+// lay; col is overwritten. Rows are short (OW), so plain loops (vectorized by the compiler)
+// beat memcpy / fill calls.
 template <typename T>
-void im2col(const ConvParams& p, const Geo& q, const T* img, T* col) {
+void im2col(const ConvParams& p, const Geo& q, Rows r, Layout lay, const T* img, T* col, int nt) {
   const int64_t OW = q.OW;
   const int64_t idw = p.idil[1];
-  walk_columns(p, q, img, col,
-               [&](T* d, const T* s, int64_t lo, int64_t hi, int64_t off, int64_t sw) {
-                 if (s == nullptr) {
-                   std::fill(d, d + OW, T(0));
-                 } else if (idw == 1) {
-                   std::fill(d, d + lo, T(0));
-                   if (sw == 1) {
-                     if (hi > lo) std::memcpy(d + lo, s + lo + off, (hi - lo) * sizeof(T));
-                   } else {
-                     for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[ow * sw + off];
-                   }
-                   std::fill(d + hi, d + OW, T(0));
-                 } else {
-                   for (int64_t ow = 0; ow < OW; ++ow) {
-                     const int64_t iw = source(ow * sw + off, idw, p.W);
-                     d[ow] = iw < 0 ? T(0) : s[iw];
-                   }
-                 }
-               });
+  walk_columns(p, q, r, lay, img, col, nt, [&](T* d, const T* s, const Seg& g) {
+    if (s == nullptr) {
+      for (int64_t ow = 0; ow < OW; ++ow) d[ow] = T(0);
+    } else if (idw == 1) {
+      T* __restrict__ dst = d;
+      const T* __restrict__ run = s + g.run;
+      for (int64_t ow = 0; ow < g.lo; ++ow) dst[ow] = T(0);
+#pragma GCC ivdep
+      for (int64_t ow = g.lo; ow < g.hi; ++ow) dst[ow] = run[ow];
+      for (int64_t ow = g.hi; ow < OW; ++ow) dst[ow] = T(0);
+    } else {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t iw = source(ow * g.sw + g.off, idw, p.W);
+        d[ow] = iw < 0 ? T(0) : s[iw];
+      }
+    }
+  });
 }
 
-// img += col2im(col): the adjoint of im2col; img (Cg, H, W) is accumulated into.
+// img += col2im(col) for output rows r: the adjoint of im2col; img (Cg, H, W) in layout lay
+// is accumulated into.
 template <typename T>
-void col2im(const ConvParams& p, const Geo& q, const T* col, T* img) {
+void col2im(const ConvParams& p, const Geo& q, Rows r, Layout lay, const T* col, T* img, int nt) {
   const int64_t OW = q.OW;
   const int64_t idw = p.idil[1];
-  walk_columns(p, q, img, const_cast<T*>(col),
-               [&](const T* d, T* s, int64_t lo, int64_t hi, int64_t off, int64_t sw) {
-                 if (s == nullptr) return;
-                 if (idw == 1) {
-                   if (sw == 1) {
-                     T* t = s + off;
-                     for (int64_t ow = lo; ow < hi; ++ow) t[ow] += d[ow];
-                   } else {
-                     for (int64_t ow = lo; ow < hi; ++ow) s[ow * sw + off] += d[ow];
-                   }
-                 } else {
-                   for (int64_t ow = 0; ow < OW; ++ow) {
-                     const int64_t iw = source(ow * sw + off, idw, p.W);
-                     if (iw >= 0) s[iw] += d[ow];
-                   }
-                 }
-               });
+  walk_columns(p, q, r, lay, img, const_cast<T*>(col), nt, [&](const T* d, T* s, const Seg& g) {
+    if (s == nullptr) return;
+    if (idw == 1) {
+      T* run = s + g.run;
+      for (int64_t ow = g.lo; ow < g.hi; ++ow) run[ow] += d[ow];
+    } else {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t iw = source(ow * g.sw + g.off, idw, p.W);
+        if (iw >= 0) s[iw] += d[ow];
+      }
+    }
+  });
+}
+
+// Output rows per chunk of columns. Measured on Zen 5 (1 thread, 64->64 3x3 at 56x56):
+// L2-sized chunks (128-512 KiB) were ~5% slower than whole-image columns (7 MiB), as the
+// GEMM then packs narrower B panels more often and L3 absorbs the column traffic; so chunks
+// only bound the workspace for large images (8 MiB per thread, >= 1024 GEMM columns).
+// PYENGINE_CONV_CHUNK_BYTES sets the target exactly (tests use it to force 1-row chunks).
+int64_t chunk_rows(const Geo& q, int64_t elem_size) {
+  const int64_t row_bytes = std::max<int64_t>(q.CKK * q.OW * elem_size, 1);
+  int64_t rows;
+  if (const char* e = std::getenv("PYENGINE_CONV_CHUNK_BYTES")) {  // exact, for tests
+    rows = std::max<int64_t>(std::atoll(e), 1) / row_bytes;
+  } else {
+    rows = (int64_t(8) << 20) / row_bytes;
+    rows = std::max<int64_t>(rows, (1024 + q.OW - 1) / q.OW);  // at least ~1024 GEMM columns
+  }
+  return std::min<int64_t>(std::max<int64_t>(rows, 1), q.OH);
 }
 
 // ---- threads -------------------------------------------------------------------
@@ -255,10 +356,24 @@ int team_size(int64_t items) {
   return 1;
 }
 
+// Threads for the data movement inside one item (im2col, col2im, phase splits) when the
+// items run one after another: the GEMMs then use every thread, and so should the copies
+// around them (a batch of 1 would otherwise copy on one core). Tiny items stay serial.
+int inner_threads(int team, int64_t elems) {
+  const int nt = get_num_threads();
+#ifdef _OPENMP
+  if (team == 1 && nt > 1 && elems >= (int64_t(1) << 16) && !omp_in_parallel()) return nt;
+#endif
+  (void)team;
+  (void)elems;
+  (void)nt;
+  return 1;
+}
+
 // body(item, member) for item in [0, items), member < team. Exceptions (only bad_alloc)
 // cannot leave an OpenMP region: the first is carried out and rethrown.
 template <typename F>
-void for_items(int64_t items, int team, F&& body) {
+void for_items(int64_t items, [[maybe_unused]] int team, F&& body) {
 #ifdef _OPENMP
   if (team > 1) {
     std::atomic<bool> failed{false};
@@ -279,6 +394,17 @@ void for_items(int64_t items, int team, F&& body) {
 }
 
 // ---- primitives ----------------------------------------------------------------
+// The image (Cg, H, W) of one (image, group) as im2col reads it: itself, or a phase-split
+// copy in this thread's workspace when W is strided.
+template <typename T>
+std::pair<Layout, const T*> source_image(const ConvParams& p, const Geo& q, const T* img, int nt) {
+  if (!use_split(p)) return {plain_layout(p), img};
+  const Layout lay = split_layout(p);
+  T* dst = t_split.get<T>(q.Cg * p.H * lay.row_len);
+  split_phases(img, q.Cg * p.H, p.W, p.stride[1], lay.wp, dst, nt);
+  return {lay, dst};
+}
+
 // y = Wc * im2col(x) + bias; y overwritten.
 template <typename T>
 void forward_im2col(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
@@ -286,22 +412,32 @@ void forward_im2col(const ConvParams& p, const T* x, const T* w, const T* bias, 
   const T* A = canonical_weight(p, q, w);
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
-  for_items(items, team_size(items), [&](int64_t item, int) {
+  const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
+  const int team = team_size(items);
+  const int inner = inner_threads(team, q.CKK * q.OHW);
+  for_items(items, team, [&](int64_t item, int) {
     const int64_t n = item / p.groups, g = item % p.groups;
     const T* img = x + (n * p.C + g * q.Cg) * q.HW;
-    const T* B = img;
-    if (!direct) {
-      T* col = t_col.get<T>(q.CKK * q.OHW);
-      im2col(p, q, img, col);
-      B = col;
-    }
+    T* out = y + (n * p.O + g * q.Og) * q.OHW;
     Epilogue<T> ep;
     if (bias != nullptr) {
       ep.bias = bias + g * q.Og;
       ep.bias_kind = BiasKind::PerRow;
     }
-    gemm<T>(false, false, q.Og, q.OHW, q.CKK, T(1), A + g * q.Og * q.CKK, q.CKK, B, q.OHW, T(0),
-            y + (n * p.O + g * q.Og) * q.OHW, q.OHW, ep);
+    if (direct) {  // the image is the GEMM's B
+      gemm<T>(false, false, q.Og, q.OHW, q.CKK, T(1), A + g * q.Og * q.CKK, q.CKK, img, q.HW, T(0),
+              out, q.OHW, ep);
+      return;
+    }
+    const auto [lay, src] = source_image(p, q, img, inner);
+    T* col = t_col.get<T>(q.CKK * step * q.OW);
+    for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
+      const Rows r{oh0, std::min(oh0 + step, q.OH)};
+      const int64_t cols = (r.oh1 - r.oh0) * q.OW;
+      im2col(p, q, r, lay, src, col, inner);
+      gemm<T>(false, false, q.Og, cols, q.CKK, T(1), A + g * q.Og * q.CKK, q.CKK, col, cols, T(0),
+              out + r.oh0 * q.OW, q.OHW, ep);
+    }
   });
 }
 
@@ -313,7 +449,10 @@ void adjoint_col2im(const ConvParams& p, const T* gy, const T* w, const T* bias,
   const T* A = canonical_weight(p, q, w);
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
-  for_items(items, team_size(items), [&](int64_t item, int) {
+  const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
+  const int team = team_size(items);
+  const int inner = inner_threads(team, q.CKK * q.OHW);
+  for_items(items, team, [&](int64_t item, int) {
     const int64_t n = item / p.groups, g = item % p.groups;
     const T* gin = gy + (n * p.O + g * q.Og) * q.OHW;
     T* out = gx + (n * p.C + g * q.Cg) * q.HW;
@@ -327,13 +466,23 @@ void adjoint_col2im(const ConvParams& p, const T* gy, const T* w, const T* bias,
       gemm<T>(true, false, q.Cg, q.HW, q.Og, T(1), Ag, q.CKK, gin, q.OHW, T(0), out, q.HW, ep);
       return;
     }
-    T* col = t_col.get<T>(q.CKK * q.OHW);
-    gemm<T>(true, false, q.CKK, q.OHW, q.Og, T(1), Ag, q.CKK, gin, q.OHW, T(0), col, q.OHW);
+    // Accumulate into out, or into a phase-split copy merged into out at the end.
+    const Layout lay = use_split(p) ? split_layout(p) : plain_layout(p);
+    const int64_t plane = p.H * lay.row_len;  // elements per channel in lay
+    T* acc = lay.split ? t_split.get<T>(q.Cg * plane) : out;
     for (int64_t c = 0; c < q.Cg; ++c) {
       const T b = bias != nullptr ? bias[g * q.Cg + c] : T(0);
-      std::fill(out + c * q.HW, out + (c + 1) * q.HW, b);
+      std::fill(acc + c * plane, acc + (c + 1) * plane, b);
     }
-    col2im(p, q, col, out);
+    T* col = t_col.get<T>(q.CKK * step * q.OW);
+    for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
+      const Rows r{oh0, std::min(oh0 + step, q.OH)};
+      const int64_t cols = (r.oh1 - r.oh0) * q.OW;
+      gemm<T>(true, false, q.CKK, cols, q.Og, T(1), Ag, q.CKK, gin + r.oh0 * q.OW, q.OHW, T(0), col,
+              cols);
+      col2im(p, q, r, lay, col, acc, inner);
+    }
+    if (lay.split) merge_phases(acc, q.Cg * p.H, p.W, p.stride[1], lay.wp, out, inner);
   });
 }
 
@@ -344,20 +493,29 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
   const int64_t wsize = p.groups * q.Og * q.CKK;
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
+  const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
   const int team = team_size(items);
+  const int inner = inner_threads(team, q.CKK * q.OHW);
   T* acc = t_wacc.get<T>(team * wsize);
   std::fill(acc, acc + team * wsize, T(0));
   for_items(items, team, [&](int64_t item, int member) {
     const int64_t n = item / p.groups, g = item % p.groups;
     const T* img = x + (n * p.C + g * q.Cg) * q.HW;
-    const T* B = img;
-    if (!direct) {
-      T* col = t_col.get<T>(q.CKK * q.OHW);
-      im2col(p, q, img, col);
-      B = col;
+    const T* gout = gy + (n * p.O + g * q.Og) * q.OHW;
+    T* a = acc + member * wsize + g * q.Og * q.CKK;
+    if (direct) {
+      gemm<T>(false, true, q.Og, q.CKK, q.OHW, T(1), gout, q.OHW, img, q.HW, T(1), a, q.CKK);
+      return;
     }
-    gemm<T>(false, true, q.Og, q.CKK, q.OHW, T(1), gy + (n * p.O + g * q.Og) * q.OHW, q.OHW, B,
-            q.OHW, T(1), acc + member * wsize + g * q.Og * q.CKK, q.CKK);
+    const auto [lay, src] = source_image(p, q, img, inner);
+    T* col = t_col.get<T>(q.CKK * step * q.OW);
+    for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
+      const Rows r{oh0, std::min(oh0 + step, q.OH)};
+      const int64_t cols = (r.oh1 - r.oh0) * q.OW;
+      im2col(p, q, r, lay, src, col, inner);
+      gemm<T>(false, true, q.Og, q.CKK, cols, T(1), gout + r.oh0 * q.OW, q.OHW, col, cols, T(1), a,
+              q.CKK);
+    }
   });
   const T* a = acc;
   for (int64_t g = 0; g < p.groups; ++g)
@@ -371,9 +529,19 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
           }
 }
 
-// The im2col primitives serve every conv except idil > 1 with stride 1 (transposed convs),
-// which would multiply the inserted zeros; those go through their adjoint (idil == 1).
-bool via_adjoint(const ConvParams& p) { return !unit(p.idil) && unit(p.stride); }
+// Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
+// grad-input of strided convs) must go through its adjoint (idil == 1): im2col would
+// multiply the inserted zeros. A stride-1 conv with fewer output than input channels per
+// group also goes that way (the grad-input of a conv with few input channels, e.g. an RGB
+// stem): its own GEMM would have only Og rows (a fraction of one register tile when
+// Og < MR) and im2col would copy the wider input side; the adjoint's GEMM has Og*KH*KW rows
+// and col2im touches the thinner output side.
+bool via_adjoint(const ConvParams& p) {
+  if (!unit(p.stride)) return false;
+  if (!unit(p.idil)) return true;
+  const int64_t cg = p.C / p.groups, og = p.O / p.groups;
+  return !pointwise(p) && og < cg;
+}
 
 }  // namespace
 
@@ -399,7 +567,7 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
     std::fill(gw, gw + wsize, T(0));
     return;
   }
-  if (via_adjoint(p))
+  if (!unit(p.idil) && unit(p.stride))  // im2col of p would multiply the inserted zeros
     grad_weight_im2col(conv_adjoint(p), gy, x, gw);  // same bilinear form, roles swapped
   else
     grad_weight_im2col(p, x, gy, gw);
@@ -418,7 +586,7 @@ void conv_grad_bias(const ConvParams& p, const T* gy, T* gb) {
   }
 }
 
-#define PYENGINE_INSTANTIATE_CONV(T)                                                    \
+#define PYENGINE_INSTANTIATE_CONV(T)                                                  \
   template void conv_forward<T>(const ConvParams&, const T*, const T*, const T*, T*); \
   template void conv_grad_input<T>(const ConvParams&, const T*, const T*, T*);        \
   template void conv_grad_weight<T>(const ConvParams&, const T*, const T*, T*);       \

@@ -11,7 +11,11 @@
 #include "core/cpu_features.h"
 #include "core/parallel.h"
 #include "cpu/gemm.h"
+#include "cpu/isa/gemm_kernels.h"
 #include "cpu/isa/lstm_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace pyengine::cpu {
 namespace {
@@ -128,6 +132,150 @@ void column_sums(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
   }
 }
 
+// ---- the recurrent GEMM ----------------------------------------------------------
+// Every step multiplies a few rows (the batch) by the same weight matrix, so the
+// weights are packed ONCE per layer call into the GEMM microkernel's B layout
+// (cpu/isa/gemm_kernels.h) and every step only packs its small A (the rows) and
+// runs the microkernels: C[rows, cols] += A[rows, K] * op(B)[K, cols], always
+// accumulating. The team splits the batch rows (whole MR-row blocks), so each
+// thread's step depends only on its own rows of the previous step: the time loop
+// runs inside one parallel region with no barrier.
+using gemm_detail::KernelDesc;
+
+template <typename T>
+KernelDesc<T> gemm_desc();
+
+template <>
+KernelDesc<float> gemm_desc<float>() {
+  switch (active_isa()) {
+#if PYENGINE_X86
+    case Isa::AVX512: return gemm_detail::avx512::kernel_f32();
+    case Isa::AVX2: return gemm_detail::avx2::kernel_f32();
+#endif
+    default: return gemm_detail::generic::kernel_f32();
+  }
+}
+
+template <>
+KernelDesc<double> gemm_desc<double>() {
+  switch (active_isa()) {
+#if PYENGINE_X86
+    case Isa::AVX512: return gemm_detail::avx512::kernel_f64();
+    case Isa::AVX2: return gemm_detail::avx2::kernel_f64();
+#endif
+    default: return gemm_detail::generic::kernel_f64();
+  }
+}
+
+// dst[k*W + x] = S(x, k) for x < w, 0 for w <= x < W; S(x, k) = src[k*ld + x] if
+// x_contiguous, else src[x*ld + k] (the PackPanel contract).
+template <typename T>
+void pack_panel(const KernelDesc<T>& d, bool is_a, int64_t kc, int w, const T* src, int64_t ld,
+                bool x_contiguous, T* dst) {
+  const gemm_detail::PackPanel<T> fn = is_a ? d.pack_a : d.pack_b;
+  const int W = is_a ? d.mr : d.nr;
+  if (fn != nullptr) return fn(kc, w, src, ld, x_contiguous, dst);
+  for (int64_t k = 0; k < kc; ++k)
+    for (int x = 0; x < W; ++x)
+      dst[k * W + x] = x < w ? (x_contiguous ? src[k * ld + x] : src[x * ld + k]) : T(0);
+}
+
+// op(B) (K x nseg*W) packed as nseg segments of ceil(W/NR) micro-panels of K x NR
+// each; a segment's last panel is zero-padded, so the columns of segment q are
+// q*W .. q*W + W - 1 of C (LSTM/GRU gates: one segment per gate).
+template <typename T>
+struct PackedB {
+  int64_t K, W, nseg, npanels;
+  T* data;
+  const T* panel(int64_t q, int64_t p, int nr) const { return data + (q * npanels + p) * K * nr; }
+  static int64_t elems(int64_t K, int64_t W, int64_t nseg, int nr) {
+    return nseg * ((W + nr - 1) / nr) * K * nr;
+  }
+};
+
+// Packs micro-panels [p0, p1) (counted over all segments) of op(B), where
+// op(B)(k, j) = B[j*ldb + k] if transB (W_hh^T in forward) else B[k*ldb + j].
+template <typename T>
+void pack_b_panels(const KernelDesc<T>& d, const PackedB<T>& pb, const T* B, int64_t ldb,
+                   bool transB, int64_t p0, int64_t p1) {
+  for (int64_t s = p0; s < p1; ++s) {
+    const int64_t q = s / pb.npanels, p = s % pb.npanels;
+    const int64_t j0 = q * pb.W + p * d.nr;  // first column of op(B)
+    const int w = static_cast<int>(std::min<int64_t>(d.nr, pb.W - p * d.nr));
+    const T* src = transB ? B + j0 * ldb : B + j0;
+    pack_panel(d, false, pb.K, w, src, ldb, !transB, const_cast<T*>(pb.panel(q, p, d.nr)));
+  }
+}
+
+// C[r, :] (+)= [A1[r, :] | A2[r, :]] * op(B) for the rows of row blocks [rb0, rb1)
+// (of MR rows; rows >= M do not exist): A1 has K1 columns (may be 0), A2 the other
+// pb.K - K1. C is accumulated into, or overwritten when !accumulate. apack holds
+// ceil(M/MR)*MR*K elements, edge MR*NR per row block; both are indexed by row
+// block, so threads with disjoint row blocks share them.
+template <typename T>
+void step_gemm(const KernelDesc<T>& d, const PackedB<T>& pb, const T* A1, int64_t lda1, int64_t K1,
+               const T* A2, int64_t lda2, int64_t M, int64_t rb0, int64_t rb1, T* C, int64_t ldc,
+               bool accumulate, T* apack, T* edge) {
+  const int64_t K = pb.K, MR = d.mr, NR = d.nr;
+  for (int64_t rb = rb0; rb < rb1; ++rb) {
+    const int rows = static_cast<int>(std::min<int64_t>(MR, M - rb * MR));
+    if (K1 > 0)
+      pack_panel(d, true, K1, rows, A1 + rb * MR * lda1, lda1, false, apack + rb * MR * K);
+    pack_panel(d, true, K - K1, rows, A2 + rb * MR * lda2, lda2, false,
+               apack + rb * MR * K + K1 * MR);
+  }
+  const int64_t kc_max = d.kc;
+  for (int64_t q = 0; q < pb.nseg; ++q) {
+    for (int64_t p = 0; p < pb.npanels; ++p) {
+      const int cols = static_cast<int>(std::min<int64_t>(NR, pb.W - p * NR));
+      const int64_t c0 = q * pb.W + p * NR;
+      const T* bp = pb.panel(q, p, d.nr);
+      for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
+        const int64_t kc = std::min(kc_max, K - k0);
+        const T beta = k0 > 0 || accumulate ? T(1) : T(0);
+        for (int64_t rb = rb0; rb < rb1; ++rb) {
+          const int rows = static_cast<int>(std::min<int64_t>(MR, M - rb * MR));
+          const T* ap = apack + rb * MR * K + k0 * MR;
+          if (rows == MR && cols == NR) {
+            d.kernel(kc, ap, bp + k0 * NR, C + rb * MR * ldc + c0, ldc, T(1), beta);
+          } else {
+            d.kernel(kc, ap, bp + k0 * NR, edge + rb * MR * NR, NR, T(1), k0 == 0 ? T(0) : T(1));
+          }
+        }
+      }
+      for (int64_t rb = rb0; rb < rb1; ++rb) {  // merge the edge tiles
+        const int rows = static_cast<int>(std::min<int64_t>(MR, M - rb * MR));
+        if (rows == MR && cols == NR) continue;
+        for (int i = 0; i < rows; ++i) {
+          T* crow = C + (rb * MR + i) * ldc + c0;
+          const T* erow = edge + rb * MR * NR + i * NR;
+          for (int x = 0; x < cols; ++x) crow[x] = (accumulate ? crow[x] : T(0)) + erow[x];
+        }
+      }
+    }
+  }
+}
+
+// The team of a time loop over N rows: whole row blocks per thread.
+struct Team {
+  int64_t nrb;  // row blocks
+  int nt;       // threads
+  Team(int64_t N, int64_t mr, int64_t H) {
+    nrb = (N + mr - 1) / mr;
+    const int want = get_num_threads();
+    nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, nrb)));
+    if (N * H < kParallelMinUnits / 4) nt = 1;  // too small to pay for a team
+  }
+};
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Row arithmetic of RnnShape (see lstm.h).
 struct Rows {
   const RnnShape& s;
@@ -145,62 +293,140 @@ void copy_rows(int64_t N, int64_t H, const T* src, int64_t lds, T* dst, int64_t 
 }  // namespace
 
 // ================================================================ LSTM
+// Each driver: (1) the input projection of all steps as one GEMM; (2) the time
+// loop. With T > 1 the loop runs in one parallel region on the recurrent GEMM
+// above (weights packed once); with T == 1 (a cell) there is nothing to amortize
+// the packing over, so the step is one ordinary GEMM and a pointwise pass.
+
+namespace {
+
+// Workspace slots of the recurrent GEMM: packed B, packed A rows, edge tiles.
+template <typename T>
+struct RecurrentSlots {
+  int b = -1, a = -1, e = -1;
+  void want(Carver<T>& ws, const KernelDesc<T>& d, int64_t N, int64_t K, int64_t W, int64_t nseg) {
+    const int64_t nrb = (N + d.mr - 1) / d.mr;
+    b = ws.want(PackedB<T>::elems(K, W, nseg, d.nr));
+    a = ws.want(nrb * d.mr * K);
+    e = ws.want(nrb * d.mr * d.nr);
+  }
+};
+
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// Runs body(n0, n1, rb0, rb1) once per thread of a team over the row blocks of
+// N rows, after the team packed op(B) into pb.
+template <typename T, class Body>
+void run_team(const Team& team, const KernelDesc<T>& d, const PackedB<T>& pb, const T* B,
+              int64_t ldb, bool transB, int64_t N, const Body& body) {
+#pragma omp parallel num_threads(team.nt)
+  {
+    const int tid = thread_id(), nth = team_size();
+    const int64_t panels = pb.nseg * pb.npanels;
+    pack_b_panels(d, pb, B, ldb, transB, panels * tid / nth, panels * (tid + 1) / nth);
+#pragma omp barrier
+    const int64_t rb0 = team.nrb * tid / nth, rb1 = team.nrb * (tid + 1) / nth;
+    body(std::min(N, rb0 * d.mr), std::min(N, rb1 * d.mr), rb0, rb1);
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void lstm_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w_hh, const T* b_ih,
                         const T* b_hh, const T* h0, const T* c0, T* y, int64_t ldy, T* h_n, T* c_n,
                         const LstmSaved<T>& saved) {
-  const int64_t N = s.N, H = s.H, G = 4 * H, TN = s.T * s.N;
+  const int64_t N = s.N, H = s.H, G = 4 * H, TN = s.T * s.N, I = s.I;
   if (N == 0) return;
   const RnnKernels<T> K = select_kernels<T>();
+  const KernelDesc<T> d = gemm_desc<T>();
   const Rows R{s};
-  const int64_t rs = R.stride();
+  const int64_t rs = R.stride(), ldh = rs * H;
+  const bool team_loop = s.T > 1;
 
+  // Inference keeps only one step's gates (N x 4H, stays in cache); c and h of
+  // every step are kept either way (the state is carried through them).
   const bool own = !saved.gates || !saved.c || !saved.h_prev;
   const bool has_bias = b_ih || b_hh;
   Carver<T> ws;
   const int sb = has_bias ? ws.want(G) : -1;
-  const int sg = own ? ws.want(TN * G) : -1, sc = own ? ws.want(TN * H) : -1,
-            sh = own ? ws.want(TN * H) : -1;
+  const int sg = own ? ws.want((team_loop ? N : TN) * G) : -1;
+  const int sc = own ? ws.want(TN * H) : -1, sh = own ? ws.want(TN * H) : -1;
+  RecurrentSlots<T> rsl;
+  if (team_loop) rsl.want(ws, d, N, I + H, H, 4);
   ws.allocate();
   T* gates = own ? ws.take(sg) : saved.gates;
   T* cs = own ? ws.take(sc) : saved.c;
   T* hs = own ? ws.take(sh) : saved.h_prev;
-
-  // Input projection of every step, with b_ih + b_hh in the epilogue.
-  Epilogue<T> ep;
+  T* bias = nullptr;
   if (has_bias) {
-    T* b = ws.take(sb);
-    for (int64_t j = 0; j < G; ++j) b[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
-    ep.bias = b;
-    ep.bias_kind = BiasKind::PerCol;
+    bias = ws.take(sb);
+    for (int64_t j = 0; j < G; ++j) bias[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
   }
-  gemm<T>(false, true, TN, G, s.I, T(1), x, s.I, w_ih, s.I, T(0), gates, G, ep);
+  copy_rows(N, H, h0, H, hs + R.first(R.step(0)) * H, ldh);
 
-  copy_rows(N, H, h0, H, hs + R.first(R.step(0)) * H, rs * H);
-  const int64_t ldg = rs * G, ldh = rs * H;
-  for (int64_t k = 0; k < s.T; ++k) {
+  // Step k, row n, whose gates g (row stride ldg) hold x W_ih^T + h_prev W_hh^T.
+  auto row = [&](int64_t k, int64_t n, T* g, int64_t ldg) {
     const int64_t t = R.step(k);
-    T* g_t = gates + R.first(t) * G;
     const T* hp_t = hs + R.first(t) * H;
     T* c_t = cs + R.first(t) * H;
     const T* cp = k == 0 ? c0 : cs + R.first(R.step(k - 1)) * H;
     const int64_t ldcp = k == 0 ? H : ldh;
     T* hnext = k + 1 < s.T ? hs + R.first(R.step(k + 1)) * H : h_n;
     const int64_t ldhn = k + 1 < s.T ? ldh : H;
-    gemm<T>(false, true, N, G, H, T(1), hp_t, ldh, w_hh, H, T(1), g_t, ldg);
-    for_rows(N, H, [&](int64_t n) {
-      T* yrow = y ? y + (R.first(t) + n * rs) * ldy : nullptr;
-      if (R.active(t, n)) {
-        K.lstm_fwd(H, g_t + n * ldg, cp + n * ldcp, c_t + n * ldh, hnext + n * ldhn, yrow);
-      } else {  // carry the state, output 0
-        std::memcpy(c_t + n * ldh, cp + n * ldcp, H * sizeof(T));
-        std::memcpy(hnext + n * ldhn, hp_t + n * ldh, H * sizeof(T));
-        if (yrow) std::memset(yrow, 0, H * sizeof(T));
+    T* yrow = y ? y + (R.first(t) + n * rs) * ldy : nullptr;
+    if (R.active(t, n)) {
+      K.lstm_fwd(H, g + n * ldg, bias, cp + n * ldcp, c_t + n * ldh, hnext + n * ldhn, yrow);
+    } else {  // carry the state, output 0
+      std::memcpy(c_t + n * ldh, cp + n * ldcp, H * sizeof(T));
+      std::memcpy(hnext + n * ldhn, hp_t + n * ldh, H * sizeof(T));
+      if (yrow) std::memset(yrow, 0, H * sizeof(T));
+    }
+  };
+  if (team_loop) {
+    // One GEMM per step over [x_t | h_prev] (K = I + H) with [W_ih | W_hh] packed once:
+    // the input projection is done step by step, so gates never leave the cache.
+    const Team team(N, d.mr, H);
+    const PackedB<T> pb{I + H, H, 4, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
+    T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
+#pragma omp parallel num_threads(team.nt)
+    {
+      const int tid = thread_id(), nth = team_size();
+      const int64_t panels = pb.nseg * pb.npanels;
+      for (int64_t sp = panels * tid / nth; sp < panels * (tid + 1) / nth; ++sp) {
+        const int64_t q = sp / pb.npanels, p = sp % pb.npanels;
+        const int64_t j0 = q * H + p * d.nr;  // first gate column of the panel
+        const int w = static_cast<int>(std::min<int64_t>(d.nr, H - p * d.nr));
+        T* dst = const_cast<T*>(pb.panel(q, p, d.nr));
+        if (I > 0) pack_panel(d, false, I, w, w_ih + j0 * I, I, false, dst);
+        pack_panel(d, false, H, w, w_hh + j0 * H, H, false, dst + I * d.nr);
       }
-    });
+#pragma omp barrier
+      const int64_t rb0 = team.nrb * tid / nth, rb1 = team.nrb * (tid + 1) / nth;
+      const int64_t n0 = std::min(N, rb0 * d.mr), n1 = std::min(N, rb1 * d.mr);
+      for (int64_t k = 0; k < s.T; ++k) {
+        const int64_t t = R.step(k);
+        T* g = own ? gates : gates + R.first(t) * G;
+        const int64_t ldg = own ? G : rs * G;
+        step_gemm(d, pb, x + R.first(t) * I, rs * I, I, hs + R.first(t) * H, ldh, N, rb0, rb1, g,
+                  ldg, false, apack, edge);
+        for (int64_t n = n0; n < n1; ++n) row(k, n, g, ldg);
+      }
+    }
+  } else {  // one step (a cell): the two products as ordinary GEMMs
+    const int64_t ldg = rs * G;
+    T* g = gates + R.first(0) * G;
+    gemm<T>(false, true, N, G, I, T(1), x + R.first(0) * I, rs * I, w_ih, I, T(0), g, ldg);
+    gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(1), g, ldg);
+    for_rows(N, H, [&](int64_t n) { row(0, n, g, ldg); });
   }
-  copy_rows(N, H, cs + R.first(R.step(s.T - 1)) * H, rs * H, c_n, H);
+  copy_rows(N, H, cs + R.first(R.step(s.T - 1)) * H, ldh, c_n, H);
 }
 
 template <typename T>
@@ -210,10 +436,14 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
                          T* dw_hh, T* db) {
   const int64_t N = s.N, H = s.H, G = 4 * H, TN = s.T * s.N;
   const RnnKernels<T> K = select_kernels<T>();
+  const KernelDesc<T> d = gemm_desc<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
+  const bool team_loop = s.T > 1 && N > 0;
   Carver<T> ws;
   const int sd = ws.want(TN * G);
+  RecurrentSlots<T> rsl;
+  if (team_loop) rsl.want(ws, d, N, G, H, 1);
   ws.allocate();
   T* dgates = ws.take(sd);
 
@@ -222,24 +452,36 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
     dh0[e] = dh_n ? dh_n[e] : T(0);
     dc0[e] = dc_n ? dc_n[e] : T(0);
   }
-  for (int64_t k = s.T - 1; k >= 0; --k) {
+  auto row = [&](int64_t k, int64_t n) {
     const int64_t t = R.step(k);
     const T* g_t = saved.gates + R.first(t) * G;
     const T* c_t = saved.c + R.first(t) * H;
     const T* cp = k == 0 ? c0 : saved.c + R.first(R.step(k - 1)) * H;
     const int64_t ldcp = k == 0 ? H : ldh;
     T* dg_t = dgates + R.first(t) * G;
-    for_rows(N, H, [&](int64_t n) {
-      if (R.active(t, n)) {
-        const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
-        K.lstm_bwd(H, g_t + n * ldg, c_t + n * ldh, cp + n * ldcp, dyrow, dh0 + n * H, dc0 + n * H,
-                   dg_t + n * ldg);
-      } else {  // no gradient through an inactive step; dh, dc pass unchanged
-        std::memset(dg_t + n * ldg, 0, G * sizeof(T));
+    if (R.active(t, n)) {
+      const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
+      K.lstm_bwd(H, g_t + n * ldg, c_t + n * ldh, cp + n * ldcp, dyrow, dh0 + n * H, dc0 + n * H,
+                 dg_t + n * ldg);
+    } else {  // no gradient through an inactive step; dh, dc pass unchanged
+      std::memset(dg_t + n * ldg, 0, G * sizeof(T));
+    }
+  };
+  // lstm_bwd zeroes dh of the active rows, so dh += dgates W_hh makes it dh_prev.
+  if (team_loop) {
+    const Team team(N, d.mr, H);
+    const PackedB<T> pb{G, H, 1, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
+    T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
+    run_team(team, d, pb, w_hh, H, false, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
+      for (int64_t k = s.T - 1; k >= 0; --k) {
+        for (int64_t n = n0; n < n1; ++n) row(k, n);
+        step_gemm(d, pb, dgates, 0, 0, dgates + R.first(R.step(k)) * G, ldg, N, rb0, rb1, dh0, H,
+                  true, apack, edge);
       }
     });
-    // lstm_bwd zeroed dh of the active rows: this makes it dgates W_hh there.
-    gemm<T>(false, false, N, H, G, T(1), dg_t, ldg, w_hh, H, T(1), dh0, H);
+  } else if (N > 0) {
+    for_rows(N, H, [&](int64_t n) { row(0, n); });
+    gemm<T>(false, false, N, H, G, T(1), dgates + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
   gemm<T>(true, false, G, s.I, TN, T(1), dgates, G, x, s.I, T(0), dw_ih, s.I);
   gemm<T>(true, false, G, H, TN, T(1), dgates, G, saved.h_prev, H, T(0), dw_hh, H);
@@ -258,44 +500,70 @@ void gru_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w_
   const int64_t N = s.N, H = s.H, G = 3 * H, TN = s.T * s.N;
   if (N == 0) return;
   const RnnKernels<T> K = select_kernels<T>();
+  const KernelDesc<T> d = gemm_desc<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
+  const bool team_loop = s.T > 1;
 
   const bool own = !saved.gates || !saved.hn || !saved.h_prev;
   Carver<T> ws;
   const int sgh = ws.want(N * G);
   const int sg = own ? ws.want(TN * G) : -1, sn = own ? ws.want(TN * H) : -1,
             sh = own ? ws.want(TN * H) : -1;
+  RecurrentSlots<T> rsl;
+  if (team_loop) rsl.want(ws, d, N, H, H, 3);
   ws.allocate();
   T* gh = ws.take(sgh);
   T* gates = own ? ws.take(sg) : saved.gates;
   T* hn = own ? ws.take(sn) : saved.hn;
   T* hs = own ? ws.take(sh) : saved.h_prev;
 
-  Epilogue<T> ep_i, ep_h;
+  Epilogue<T> ep_i;
   if (b_ih) ep_i = {b_ih, BiasKind::PerCol, Act::None};
-  if (b_hh) ep_h = {b_hh, BiasKind::PerCol, Act::None};
   gemm<T>(false, true, TN, G, s.I, T(1), x, s.I, w_ih, s.I, T(0), gates, G, ep_i);
 
   copy_rows(N, H, h0, H, hs + R.first(R.step(0)) * H, ldh);
-  for (int64_t k = 0; k < s.T; ++k) {
+  auto fill_bias = [&](int64_t n0, int64_t n1) {  // gh rows = b_hh (the GEMM adds to it)
+    for (int64_t n = n0; n < n1; ++n) {
+      if (b_hh)
+        std::memcpy(gh + n * G, b_hh, G * sizeof(T));
+      else
+        std::memset(gh + n * G, 0, G * sizeof(T));
+    }
+  };
+  auto row = [&](int64_t k, int64_t n) {
     const int64_t t = R.step(k);
     T* g_t = gates + R.first(t) * G;
     const T* hp_t = hs + R.first(t) * H;
     T* hn_t = hn + R.first(t) * H;
     T* hnext = k + 1 < s.T ? hs + R.first(R.step(k + 1)) * H : h_n;
     const int64_t ldhn = k + 1 < s.T ? ldh : H;
-    gemm<T>(false, true, N, G, H, T(1), hp_t, ldh, w_hh, H, T(0), gh, G, ep_h);
-    for_rows(N, H, [&](int64_t n) {
-      T* yrow = y ? y + (R.first(t) + n * rs) * ldy : nullptr;
-      if (R.active(t, n)) {
-        K.gru_fwd(H, g_t + n * ldg, gh + n * G, hp_t + n * ldh, hn_t + n * ldh, hnext + n * ldhn,
-                  yrow);
-      } else {
-        std::memcpy(hnext + n * ldhn, hp_t + n * ldh, H * sizeof(T));
-        if (yrow) std::memset(yrow, 0, H * sizeof(T));
+    T* yrow = y ? y + (R.first(t) + n * rs) * ldy : nullptr;
+    if (R.active(t, n)) {
+      K.gru_fwd(H, g_t + n * ldg, gh + n * G, hp_t + n * ldh, hn_t + n * ldh, hnext + n * ldhn,
+                yrow);
+    } else {
+      std::memcpy(hnext + n * ldhn, hp_t + n * ldh, H * sizeof(T));
+      if (yrow) std::memset(yrow, 0, H * sizeof(T));
+    }
+  };
+  if (team_loop) {
+    const Team team(N, d.mr, H);
+    const PackedB<T> pb{H, H, 3, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
+    T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
+    run_team(team, d, pb, w_hh, H, true, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
+      for (int64_t k = 0; k < s.T; ++k) {
+        fill_bias(n0, n1);
+        step_gemm(d, pb, hs, 0, 0, hs + R.first(R.step(k)) * H, ldh, N, rb0, rb1, gh, G, true,
+                  apack, edge);
+        for (int64_t n = n0; n < n1; ++n) row(k, n);
       }
     });
+  } else {
+    Epilogue<T> ep_h;
+    if (b_hh) ep_h = {b_hh, BiasKind::PerCol, Act::None};
+    gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(0), gh, G, ep_h);
+    for_rows(N, H, [&](int64_t n) { row(0, n); });
   }
 }
 
@@ -305,34 +573,50 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
                         bool dx_accumulate, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
   const int64_t N = s.N, H = s.H, G = 3 * H, TN = s.T * s.N;
   const RnnKernels<T> K = select_kernels<T>();
+  const KernelDesc<T> d = gemm_desc<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
+  const bool team_loop = s.T > 1 && N > 0;
   Carver<T> ws;
   const int si = ws.want(TN * G), sh = ws.want(TN * G);
+  RecurrentSlots<T> rsl;
+  if (team_loop) rsl.want(ws, d, N, G, H, 1);
   ws.allocate();
   T* dgi = ws.take(si);
   T* dgh = ws.take(sh);
 
   for (int64_t e = 0; e < N * H; ++e) dh0[e] = dh_n ? dh_n[e] : T(0);
-  for (int64_t k = s.T - 1; k >= 0; --k) {
+  auto row = [&](int64_t k, int64_t n) {
     const int64_t t = R.step(k);
     const T* g_t = saved.gates + R.first(t) * G;
     const T* hn_t = saved.hn + R.first(t) * H;
     const T* hp_t = saved.h_prev + R.first(t) * H;
     T* dgi_t = dgi + R.first(t) * G;
     T* dgh_t = dgh + R.first(t) * G;
-    for_rows(N, H, [&](int64_t n) {
-      if (R.active(t, n)) {
-        const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
-        K.gru_bwd(H, g_t + n * ldg, hn_t + n * ldh, hp_t + n * ldh, dyrow, dh0 + n * H,
-                  dgi_t + n * ldg, dgh_t + n * ldg);
-      } else {
-        std::memset(dgi_t + n * ldg, 0, G * sizeof(T));
-        std::memset(dgh_t + n * ldg, 0, G * sizeof(T));
+    if (R.active(t, n)) {
+      const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
+      K.gru_bwd(H, g_t + n * ldg, hn_t + n * ldh, hp_t + n * ldh, dyrow, dh0 + n * H,
+                dgi_t + n * ldg, dgh_t + n * ldg);
+    } else {
+      std::memset(dgi_t + n * ldg, 0, G * sizeof(T));
+      std::memset(dgh_t + n * ldg, 0, G * sizeof(T));
+    }
+  };
+  // gru_bwd leaves dh*z in dh0 for the active rows; the GEMM adds dgh W_hh.
+  if (team_loop) {
+    const Team team(N, d.mr, H);
+    const PackedB<T> pb{G, H, 1, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
+    T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
+    run_team(team, d, pb, w_hh, H, false, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
+      for (int64_t k = s.T - 1; k >= 0; --k) {
+        for (int64_t n = n0; n < n1; ++n) row(k, n);
+        step_gemm(d, pb, dgh, 0, 0, dgh + R.first(R.step(k)) * G, ldg, N, rb0, rb1, dh0, H, true,
+                  apack, edge);
       }
     });
-    // gru_bwd left dh*z in dh0 for the active rows; add dgh W_hh.
-    gemm<T>(false, false, N, H, G, T(1), dgh_t, ldg, w_hh, H, T(1), dh0, H);
+  } else if (N > 0) {
+    for_rows(N, H, [&](int64_t n) { row(0, n); });
+    gemm<T>(false, false, N, H, G, T(1), dgh + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
   gemm<T>(true, false, G, s.I, TN, T(1), dgi, G, x, s.I, T(0), dw_ih, s.I);
   gemm<T>(true, false, G, H, TN, T(1), dgh, G, saved.h_prev, H, T(0), dw_hh, H);

@@ -52,10 +52,10 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
   select<T>().layer_norm_backward(a);
 }
 
-#define PE_NORM_INSTANTIATE(T)                                           \
-  template void batch_norm_forward<T>(const BatchNormForward<T>&);      \
-  template void batch_norm_backward<T>(const BatchNormBackward<T>&);    \
-  template void layer_norm_forward<T>(const LayerNormForward<T>&);      \
+#define PE_NORM_INSTANTIATE(T)                                       \
+  template void batch_norm_forward<T>(const BatchNormForward<T>&);   \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&); \
+  template void layer_norm_forward<T>(const LayerNormForward<T>&);   \
   template void layer_norm_backward<T>(const LayerNormBackward<T>&);
 PE_NORM_INSTANTIATE(float)
 PE_NORM_INSTANTIATE(double)

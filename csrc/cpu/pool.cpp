@@ -101,11 +101,15 @@ RowKernels<T> select_kernels(bool indices_fit_int32) {
   switch (active_isa()) {
 #if PYENGINE_X86
     case Isa::AVX512:
-      if constexpr (sizeof(T) == 4) return pool_detail::avx512::row_kernels_f32();
-      else return pool_detail::avx512::row_kernels_f64();
+      if constexpr (sizeof(T) == 4)
+        return pool_detail::avx512::row_kernels_f32();
+      else
+        return pool_detail::avx512::row_kernels_f64();
     case Isa::AVX2:
-      if constexpr (sizeof(T) == 4) return pool_detail::avx2::row_kernels_f32();
-      else return pool_detail::avx2::row_kernels_f64();
+      if constexpr (sizeof(T) == 4)
+        return pool_detail::avx2::row_kernels_f32();
+      else
+        return pool_detail::avx2::row_kernels_f64();
 #endif
     default: return generic_kernels<T>();
   }
@@ -118,7 +122,8 @@ template <typename Fn>
 void for_each_plane(int64_t planes, int64_t work_per_plane, Fn&& fn) {
   if (planes <= 0) return;
   const double work = static_cast<double>(planes) * static_cast<double>(work_per_plane);
-  const int nt = work < 16384.0 ? 1 : static_cast<int>(std::min<int64_t>(get_num_threads(), planes));
+  const int nt =
+      work < 16384.0 ? 1 : static_cast<int>(std::min<int64_t>(get_num_threads(), planes));
   std::exception_ptr err = nullptr;
   std::atomic<bool> failed{false};
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -178,8 +183,8 @@ ColTables col_tables(const Pool2d& g, const Phase& ph, void* mem, size_t off_tap
 // Fills the tap list of output row oh: pointers into the phase plane and index bases.
 // Returns the number of taps and sets *first_row to PyTorch's first in-plane row.
 template <typename P>
-int row_taps(const Pool2d& g, const Phase& ph, const ColTables& ct, int64_t oh, P* plane,
-             P** ptrs, int64_t* bases, int64_t* first_row) {
+int row_taps(const Pool2d& g, const Phase& ph, const ColTables& ct, int64_t oh, P* plane, P** ptrs,
+             int64_t* bases, int64_t* first_row) {
   const int64_t hs = oh * g.sH - g.pH;
   int64_t h0 = hs;
   while (h0 < 0) h0 += g.dH;
@@ -287,8 +292,7 @@ void avg_pool_impl(const Pool2d& g, bool cip, int64_t div_override, const T* x, 
 }
 
 template <typename T>
-void avg_pool_backward_impl(const Pool2d& g, bool cip, int64_t div_override, const T* gy,
-                            T* gx) {
+void avg_pool_backward_impl(const Pool2d& g, bool cip, int64_t div_override, const T* gy, T* gx) {
   const Phase ph = phase_of(g);
   const RowKernels<T> K = select_kernels<T>(true);
   Carver c;
@@ -376,8 +380,8 @@ void max_pool2d_backward(int64_t planes, int64_t in_hw, int64_t out_hw, const T*
 }
 
 template <typename T>
-void pool_gather(int64_t planes, int64_t src_hw, int64_t out_hw, const T* src,
-                 const int64_t* idx, T* out) {
+void pool_gather(int64_t planes, int64_t src_hw, int64_t out_hw, const T* src, const int64_t* idx,
+                 T* out) {
   for_each_plane(planes, out_hw, [&](int64_t p) {
     const T* sp = src + p * src_hw;
     const int64_t* ip = idx + p * out_hw;
@@ -487,10 +491,15 @@ void adaptive_max_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t O
         for (int64_t ih = h0; ih < h1; ++ih)
           for (int64_t iw = w0; iw < w1; ++iw) {
             const T v = xp[ih * W + iw];
-            if (v > best || v != v) {
+            if (__builtin_expect(v != v, 0)) {  // a NaN wins (rare: a predictable branch)
               best = v;
               bi = ih * W + iw;
+              continue;
             }
+            // branch-free select: whether v wins is data-dependent and would mispredict
+            const int64_t m = -static_cast<int64_t>(v > best);
+            bi = ((ih * W + iw) & m) | (bi & ~m);
+            best = best < v ? v : best;  // keeps a NaN best (NaN < v is false)
           }
         yp[oh * OW + ow] = best;
         if (ip) ip[oh * OW + ow] = bi;
@@ -561,22 +570,22 @@ void upsample_nearest2d_backward(int64_t planes, int64_t H, int64_t W, int64_t f
   avg_pool_impl(g, true, 1, gy, gx);
 }
 
-#define PE_POOL_INSTANTIATE(T)                                                                   \
-  template void max_pool2d_forward<T>(const Pool2d&, const T*, T*, int64_t*);                   \
-  template void max_pool2d_backward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*); \
-  template void pool_gather<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);         \
-  template void avg_pool2d_forward<T>(const Pool2d&, bool, int64_t, const T*, T*);               \
-  template void avg_pool2d_backward<T>(const Pool2d&, bool, int64_t, const T*, T*);              \
-  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,      \
-                                               const T*, T*);                                    \
-  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,     \
-                                                const T*, T*);                                   \
-  template void adaptive_max_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,      \
-                                               const T*, T*, int64_t*);                          \
+#define PE_POOL_INSTANTIATE(T)                                                                    \
+  template void max_pool2d_forward<T>(const Pool2d&, const T*, T*, int64_t*);                     \
+  template void max_pool2d_backward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);  \
+  template void pool_gather<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);          \
+  template void avg_pool2d_forward<T>(const Pool2d&, bool, int64_t, const T*, T*);                \
+  template void avg_pool2d_backward<T>(const Pool2d&, bool, int64_t, const T*, T*);               \
+  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,       \
+                                               const T*, T*);                                     \
+  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,      \
+                                                const T*, T*);                                    \
+  template void adaptive_max_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,       \
+                                               const T*, T*, int64_t*);                           \
   template void max_unpool2d_forward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*); \
-  template void upsample_nearest2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,       \
-                                              const T*, T*);                                     \
-  template void upsample_nearest2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,      \
+  template void upsample_nearest2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,        \
+                                              const T*, T*);                                      \
+  template void upsample_nearest2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t,       \
                                                const T*, T*);
 
 PE_POOL_INSTANTIATE(float)

@@ -57,8 +57,8 @@ void max_pool2d_backward(int64_t planes, int64_t in_hw, int64_t out_hw, const T*
 // out[p][o] = src[p][idx[p][o]], or 0 where idx is outside [0, src_hw).
 // src: planes x src_hw, idx/out: planes x out_hw.
 template <typename T>
-void pool_gather(int64_t planes, int64_t src_hw, int64_t out_hw, const T* src,
-                 const int64_t* idx, T* out);
+void pool_gather(int64_t planes, int64_t src_hw, int64_t out_hw, const T* src, const int64_t* idx,
+                 T* out);
 
 // y = sum over the window's in-plane elements / divisor, where divisor is
 // divisor_override if nonzero, else the window size clipped to the padded plane

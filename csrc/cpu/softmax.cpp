@@ -81,13 +81,13 @@ void nll_loss_backward(int64_t N, int64_t C, int64_t D, const int64_t* target, c
   }
 }
 
-#define PE_SOFTMAX_INSTANTIATE(T)                                                              \
-  template void softmax_forward<T>(int64_t, int64_t, int64_t, const T*, T*, bool);             \
-  template void softmax_backward<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, bool); \
-  template void cross_entropy_forward<T>(const CrossEntropy<T>&);                              \
-  template void nll_loss_forward<T>(const NllLoss<T>&);                                        \
-  template void nll_loss_backward<T>(int64_t, int64_t, int64_t, const int64_t*, const T*,     \
-                                     int64_t, const T*, T*);
+#define PE_SOFTMAX_INSTANTIATE(T)                                                                  \
+  template void softmax_forward<T>(int64_t, int64_t, int64_t, const T*, T*, bool);                 \
+  template void softmax_backward<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, bool);      \
+  template void cross_entropy_forward<T>(const CrossEntropy<T>&);                                  \
+  template void nll_loss_forward<T>(const NllLoss<T>&);                                            \
+  template void nll_loss_backward<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, int64_t, \
+                                     const T*, T*);
 PE_SOFTMAX_INSTANTIATE(float)
 PE_SOFTMAX_INSTANTIATE(double)
 #undef PE_SOFTMAX_INSTANTIATE

@@ -278,31 +278,216 @@ def erf(x):
 # for backward are allocated by the caller (pyengine/ops/lstm.py) and passed in.
 
 
-def lstm_layer_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, y_offset, h_n, c_n, saved,
-                       batch_first, reverse, lengths):
+def lstm_layer_forward(
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, y_offset, h_n, c_n, saved, batch_first, reverse, lengths
+):
     """saved: None (inference) or (gates (T*N, 4H), c (T*N, H), h_prev (T*N, H))."""
     g, c, h = saved if saved is not None else (None, None, None)
-    _C.lstm_layer_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, int(y_offset), h_n, c_n, g, c, h,
-                          bool(batch_first), bool(reverse), lengths)
+    _C.lstm_layer_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        c0,
+        y,
+        int(y_offset),
+        h_n,
+        c_n,
+        g,
+        c,
+        h,
+        bool(batch_first),
+        bool(reverse),
+        lengths,
+    )
 
 
-def lstm_layer_backward(x, w_ih, w_hh, c0, saved, dy, y_offset, dh_n, dc_n, dx, dx_accumulate,
-                        dh0, dc0, dw_ih, dw_hh, db, batch_first, reverse, lengths):
-    _C.lstm_layer_backward(x, w_ih, w_hh, c0, *saved, dy, int(y_offset), dh_n, dc_n, dx,
-                           bool(dx_accumulate), dh0, dc0, dw_ih, dw_hh, db, bool(batch_first),
-                           bool(reverse), lengths)
+def lstm_layer_backward(
+    x,
+    w_ih,
+    w_hh,
+    c0,
+    saved,
+    dy,
+    y_offset,
+    dh_n,
+    dc_n,
+    dx,
+    dx_accumulate,
+    dh0,
+    dc0,
+    dw_ih,
+    dw_hh,
+    db,
+    batch_first,
+    reverse,
+    lengths,
+):
+    _C.lstm_layer_backward(
+        x,
+        w_ih,
+        w_hh,
+        c0,
+        *saved,
+        dy,
+        int(y_offset),
+        dh_n,
+        dc_n,
+        dx,
+        bool(dx_accumulate),
+        dh0,
+        dc0,
+        dw_ih,
+        dw_hh,
+        db,
+        bool(batch_first),
+        bool(reverse),
+        lengths,
+    )
 
 
-def gru_layer_forward(x, w_ih, w_hh, b_ih, b_hh, h0, y, y_offset, h_n, saved, batch_first,
-                      reverse, lengths):
+def gru_layer_forward(
+    x, w_ih, w_hh, b_ih, b_hh, h0, y, y_offset, h_n, saved, batch_first, reverse, lengths
+):
     """saved: None (inference) or (gates (T*N, 3H), hn (T*N, H), h_prev (T*N, H))."""
     g, hn, h = saved if saved is not None else (None, None, None)
-    _C.gru_layer_forward(x, w_ih, w_hh, b_ih, b_hh, h0, y, int(y_offset), h_n, g, hn, h,
-                         bool(batch_first), bool(reverse), lengths)
+    _C.gru_layer_forward(
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        h0,
+        y,
+        int(y_offset),
+        h_n,
+        g,
+        hn,
+        h,
+        bool(batch_first),
+        bool(reverse),
+        lengths,
+    )
 
 
-def gru_layer_backward(x, w_ih, w_hh, saved, dy, y_offset, dh_n, dx, dx_accumulate, dh0, dw_ih,
-                       dw_hh, db_ih, db_hh, batch_first, reverse, lengths):
-    _C.gru_layer_backward(x, w_ih, w_hh, *saved, dy, int(y_offset), dh_n, dx, bool(dx_accumulate),
-                          dh0, dw_ih, dw_hh, db_ih, db_hh, bool(batch_first), bool(reverse),
-                          lengths)
+def gru_layer_backward(
+    x,
+    w_ih,
+    w_hh,
+    saved,
+    dy,
+    y_offset,
+    dh_n,
+    dx,
+    dx_accumulate,
+    dh0,
+    dw_ih,
+    dw_hh,
+    db_ih,
+    db_hh,
+    batch_first,
+    reverse,
+    lengths,
+):
+    _C.gru_layer_backward(
+        x,
+        w_ih,
+        w_hh,
+        *saved,
+        dy,
+        int(y_offset),
+        dh_n,
+        dx,
+        bool(dx_accumulate),
+        dh0,
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+        bool(batch_first),
+        bool(reverse),
+        lengths,
+    )
+
+
+# ----------------------------------------------------------------------------- pooling
+# csrc/cpu/pool.h on 4-D NCHW arrays (pyengine.ops.pool reshapes 3-D inputs and checks the
+# arguments first; _C checks them again). Outputs are new C-contiguous arrays.
+
+
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indices):
+    """(y, indices or None); indices are int64 h*W + w within each plane."""
+    return _C.max_pool2d(
+        np.ascontiguousarray(x),
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        bool(ceil_mode),
+        bool(with_indices),
+    )
+
+
+def max_pool2d_backward(gy, indices, H, W):
+    """Scatter-add of gy at indices into (N, C, H, W) zeros."""
+    return _C.max_pool2d_backward(np.ascontiguousarray(gy), np.ascontiguousarray(indices), H, W)
+
+
+def pool_gather(src, indices):
+    """out[n, c, i, j] = src[n, c].flat[indices[n, c, i, j]]."""
+    return _C.pool_gather(np.ascontiguousarray(src), np.ascontiguousarray(indices))
+
+
+def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
+    """divisor: 0 for none, else divisor_override."""
+    return _C.avg_pool2d(
+        np.ascontiguousarray(x),
+        kernel_size,
+        stride,
+        padding,
+        bool(ceil_mode),
+        bool(count_include_pad),
+        int(divisor),
+    )
+
+
+def avg_pool2d_backward(
+    gy, H, W, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor
+):
+    return _C.avg_pool2d_backward(
+        np.ascontiguousarray(gy),
+        H,
+        W,
+        kernel_size,
+        stride,
+        padding,
+        bool(ceil_mode),
+        bool(count_include_pad),
+        int(divisor),
+    )
+
+
+def adaptive_avg_pool2d(x, OH, OW):
+    return _C.adaptive_avg_pool2d(np.ascontiguousarray(x), OH, OW)
+
+
+def adaptive_avg_pool2d_backward(gy, H, W):
+    return _C.adaptive_avg_pool2d_backward(np.ascontiguousarray(gy), H, W)
+
+
+def adaptive_max_pool2d(x, OH, OW, with_indices):
+    return _C.adaptive_max_pool2d(np.ascontiguousarray(x), OH, OW, bool(with_indices))
+
+
+def max_unpool2d(x, indices, OH, OW):
+    return _C.max_unpool2d(np.ascontiguousarray(x), np.ascontiguousarray(indices), OH, OW)
+
+
+def upsample_nearest2d(x, fH, fW):
+    return _C.upsample_nearest2d(np.ascontiguousarray(x), fH, fW)
+
+
+def upsample_nearest2d_backward(gy, fH, fW):
+    return _C.upsample_nearest2d_backward(np.ascontiguousarray(gy), fH, fW)

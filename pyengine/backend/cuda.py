@@ -26,6 +26,10 @@ __all__ = [
     "matmul",
     "gemm",
     "gemm_strided_batched",
+    "conv_general",
+    "conv_general_grad_input",
+    "conv_general_grad_weight",
+    "conv_general_grad_bias",
 ]
 
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
@@ -380,3 +384,608 @@ def gemm_strided_batched(
             cp.cuda.get_current_stream().ptr,
             bias.data.ptr if kind else 0, kind, act_code,
         )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- conv
+# The generalized convolution of cuda/conv.h with the signatures of backend.cpu's conv
+# functions; `geo` holds stride, pad_lo, pad_hi, dilation, input_dilation, groups, flip,
+# wtrans. Outputs are new C-contiguous CuPy arrays; inputs must be C-contiguous.
+
+
+def _conv_arrays(op: str, cp: ModuleType, **arrays: Any) -> str:
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    _check_cupy(op, cp, **arrays)
+    for name, x in arrays.items():
+        if not x.flags.c_contiguous:
+            raise ValueError(f"[{op}] {name} must be C-contiguous")
+    return _dtype_name(op, *arrays.values())
+
+
+def conv_general(x, w, bias, geo: dict, op: str = "conv_general"):
+    mod, cp = require()
+    dtype = _conv_arrays(op, cp, input=x, weight=w, bias=bias)
+    shape = tuple(mod.conv_general_output_shape(tuple(x.shape), tuple(w.shape), op=op, **geo))
+    if bias is not None and tuple(bias.shape) != (shape[1],):
+        raise ValueError(f"[{op}] bias has shape {tuple(bias.shape)} but ({shape[1]},) is "
+                         "expected")
+    with x.device:
+        y = cp.empty(shape, dtype=x.dtype)
+        mod.conv_general(x.data.ptr, w.data.ptr, 0 if bias is None else bias.data.ptr,
+                         y.data.ptr, tuple(x.shape), tuple(w.shape), dtype=dtype,
+                         stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+    return y
+
+
+def conv_general_grad_input(gy, w, input_shape, geo: dict, op: str = "conv_general"):
+    mod, cp = require()
+    dtype = _conv_arrays(op, cp, grad_output=gy, weight=w)
+    input_shape = tuple(int(s) for s in input_shape)
+    want = tuple(mod.conv_general_output_shape(input_shape, tuple(w.shape), op=op, **geo))
+    if tuple(gy.shape) != want:
+        raise ValueError(f"[{op}] grad_output has shape {tuple(gy.shape)} but {want} is expected")
+    with gy.device:
+        gx = cp.empty(input_shape, dtype=gy.dtype)
+        mod.conv_general_grad_input(gy.data.ptr, w.data.ptr, gx.data.ptr, input_shape,
+                                    tuple(w.shape), dtype=dtype,
+                                    stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+    return gx
+
+
+def conv_general_grad_weight(x, gy, weight_shape, geo: dict, op: str = "conv_general"):
+    mod, cp = require()
+    dtype = _conv_arrays(op, cp, input=x, grad_output=gy)
+    weight_shape = tuple(int(s) for s in weight_shape)
+    want = tuple(mod.conv_general_output_shape(tuple(x.shape), weight_shape, op=op, **geo))
+    if tuple(gy.shape) != want:
+        raise ValueError(f"[{op}] grad_output has shape {tuple(gy.shape)} but {want} is expected")
+    with x.device:
+        gw = cp.empty(weight_shape, dtype=x.dtype)
+        mod.conv_general_grad_weight(x.data.ptr, gy.data.ptr, gw.data.ptr, tuple(x.shape),
+                                     weight_shape, dtype=dtype,
+                                     stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+    return gw
+
+
+def conv_general_grad_bias(gy, op: str = "conv_general"):
+    mod, cp = require()
+    dtype = _conv_arrays(op, cp, grad_output=gy)
+    if gy.ndim != 4:
+        raise ValueError(f"[{op}] grad_output must be 4-D but has shape {tuple(gy.shape)}")
+    with gy.device:
+        gb = cp.empty((gy.shape[1],), dtype=gy.dtype)
+        mod.conv_general_grad_bias(gy.data.ptr, gb.data.ptr, tuple(gy.shape), dtype,
+                                   cp.cuda.get_current_stream().ptr, op=op)
+    return gb
+
+
+# ----------------------------------------------------------------------------- attention
+# Fused scaled-dot-product attention (cuda/attention.h) on (B, H, L, E) CuPy views; the same
+# contract as backend.cpu.sdpa_forward / sdpa_backward. Runs on CuPy's current stream.
+
+
+def _sdpa_view(cp, x):
+    """(array, (sb, sh, sl) in elements) with a unit last stride, copying only when needed."""
+    e = x.itemsize
+    if x.size and (
+        min(x.strides) < 0
+        or any(s % e for s in x.strides)
+        or (x.shape[3] > 1 and x.strides[3] != e)
+        or (x.shape[2] > 1 and x.strides[2] < x.shape[3] * e)
+    ):
+        x = cp.ascontiguousarray(x)
+    return x, [s // e for s in x.strides[:3]]
+
+
+def _sdpa_args(cp, q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
+    dtype = _dtype_name("scaled_dot_product_attention", q, k, v)
+    (q, qs), (k, ks), (v, vs) = (_sdpa_view(cp, x) for x in (q, k, v))
+    B, H, Lq, D = q.shape
+    Lk, Dv = k.shape[2], v.shape[3]
+    mptr, mkind, ms = 0, 0, [0, 0, 0, 0]
+    if attn_mask is not None:
+        mkind = 1 if attn_mask.dtype == np.bool_ else 2
+        mptr = attn_mask.data.ptr
+        ms = [s // attn_mask.itemsize for s in attn_mask.strides]
+    keep = (q, k, v, attn_mask)  # alive until the launch is enqueued
+    args = dict(
+        dtype=dtype, B=B, H=H, Lq=Lq, Lk=Lk, D=D, Dv=Dv,
+        q=q.data.ptr, q_strides=qs, k=k.data.ptr, k_strides=ks, v=v.data.ptr, v_strides=vs,
+        mask=mptr, mask_kind=mkind, mask_strides=ms, is_causal=bool(is_causal),
+        scale=float(scale), dropout_p=float(dropout_p), seed=int(seed),
+    )  # fmt: skip
+    return args, keep
+
+
+def sdpa_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
+    """(out (B,H,Lq,Dv), lse (B,H,Lq)); attn_mask None or broadcast to (B,H,Lq,Lk)."""
+    mod, cp = require()
+    args, _keep = _sdpa_args(cp, q, k, v, attn_mask, is_causal, scale, dropout_p, seed)
+    B, H, Lq, Dv = args["B"], args["H"], args["Lq"], args["Dv"]
+    with q.device:
+        out = cp.empty((B, H, Lq, Dv), dtype=q.dtype)
+        lse = cp.empty((B, H, Lq), dtype=q.dtype)
+        mod.sdpa_forward(**args, out=out.data.ptr, lse=lse.data.ptr,
+                         stream=cp.cuda.get_current_stream().ptr)
+    return out, lse
+
+
+def sdpa_backward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed, out, lse, grad_out):
+    """(dq, dk, dv) from the forward's out and lse; grad_out (B,H,Lq,Dv) C-contiguous."""
+    mod, cp = require()
+    args, _keep = _sdpa_args(cp, q, k, v, attn_mask, is_causal, scale, dropout_p, seed)
+    B, H, Lq, Lk, D, Dv = (args[n] for n in ("B", "H", "Lq", "Lk", "D", "Dv"))
+    with q.device:
+        out, lse, grad_out = (cp.ascontiguousarray(x) for x in (out, lse, grad_out))
+        dq = cp.empty((B, H, Lq, D), dtype=q.dtype)
+        dk = cp.empty((B, H, Lk, D), dtype=q.dtype)
+        dv = cp.empty((B, H, Lk, Dv), dtype=q.dtype)
+        rowdot = cp.empty((max(B * H * Lq, 1),), dtype=q.dtype)
+        mod.sdpa_backward(**args, out=out.data.ptr, lse=lse.data.ptr, grad_out=grad_out.data.ptr,
+                          rowdot=rowdot.data.ptr, dq=dq.data.ptr, dk=dk.data.ptr,
+                          dv=dv.data.ptr, stream=cp.cuda.get_current_stream().ptr)
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------- lstm / gru
+# One recurrent layer, one direction per call (cuda/lstm.h); same signatures as the CPU
+# backend's. Saved arrays are required by the CUDA kernels, so inference allocates them here
+# (as it does the scratch arrays); everything runs on CuPy's current stream.
+
+
+def _rnn_ptr(a) -> int:
+    return 0 if a is None else int(a.data.ptr)
+
+
+def _rnn_check(op: str, cp: ModuleType, dt, arrays: dict) -> None:
+    """arrays: name -> (array or None, expected shape); C-contiguous cupy arrays of dtype dt."""
+    for name, (a, shape) in arrays.items():
+        if a is None:
+            continue
+        if not isinstance(a, cp.ndarray):
+            raise TypeError(f"[{op}] {name} must be a cupy.ndarray but is {type(a).__name__}")
+        if a.dtype != dt:
+            raise TypeError(f"[{op}] {name} has dtype {a.dtype} but {dt} was expected")
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            raise ValueError(
+                f"[{op}] {name} must have shape {tuple(shape)} but has {tuple(a.shape)}"
+            )
+        if not a.flags.c_contiguous:
+            raise ValueError(f"[{op}] {name} must be C-contiguous")
+
+
+def _rnn_common(op: str, G: int, x, w_ih, w_hh, y, y_offset, batch_first, lengths):
+    _cuda, cp = require()
+    if x.ndim != 3:
+        raise ValueError(f"[{op}] input must be 3-D but has {x.ndim} dimensions")
+    T, N = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    I, H = x.shape[2], w_hh.shape[-1]
+    dt = _dtype_name(op, x, w_ih, w_hh)
+    _rnn_check(
+        op,
+        cp,
+        x.dtype,
+        {"input": (x, None), "weight_ih": (w_ih, (G * H, I)), "weight_hh": (w_hh, (G * H, H))},
+    )
+    ldy, yp = 0, 0
+    if y is not None:
+        _rnn_check(op, cp, x.dtype, {"output": (y, None)})
+        if y.shape[:2] != x.shape[:2] or y.shape[2] < y_offset + H:
+            raise ValueError(f"[{op}] output has shape {tuple(y.shape)}, too small")
+        ldy, yp = y.shape[2], _rnn_ptr(y) + int(y_offset) * y.itemsize
+    lens = None
+    if lengths is not None:
+        lens = cp.asarray(np.ascontiguousarray(lengths, dtype=np.int64))
+        if lens.shape != (N,):
+            raise ValueError(f"[{op}] lengths must have shape ({N},)")
+    return _cuda, cp, dt, (T, N, I, H), ldy, yp, lens
+
+
+def lstm_layer_forward(
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, y_offset, h_n, c_n, saved, batch_first, reverse, lengths
+):
+    _cuda, cp, dt, (T, N, I, H), ldy, yp, lens = _rnn_common(
+        "lstm", 4, x, w_ih, w_hh, y, y_offset, batch_first, lengths
+    )
+    if saved is None:
+        saved = tuple(cp.empty((T * N, k * H), dtype=x.dtype) for k in (4, 1, 1))
+    st = (N, H)
+    _rnn_check(
+        "lstm",
+        cp,
+        x.dtype,
+        {
+            "bias_ih": (b_ih, (4 * H,)),
+            "bias_hh": (b_hh, (4 * H,)),
+            "h0": (h0, st),
+            "c0": (c0, st),
+            "h_n": (h_n, st),
+            "c_n": (c_n, st),
+            "gates": (saved[0], (T * N, 4 * H)),
+            "c_saved": (saved[1], (T * N, H)),
+            "h_saved": (saved[2], (T * N, H)),
+        },
+    )
+    _cuda.lstm_layer_forward(
+        _rnn_ptr(x),
+        _rnn_ptr(w_ih),
+        _rnn_ptr(w_hh),
+        _rnn_ptr(b_ih),
+        _rnn_ptr(b_hh),
+        _rnn_ptr(h0),
+        _rnn_ptr(c0),
+        yp,
+        ldy,
+        _rnn_ptr(h_n),
+        _rnn_ptr(c_n),
+        *map(_rnn_ptr, saved),
+        T,
+        N,
+        I,
+        H,
+        bool(batch_first),
+        bool(reverse),
+        _rnn_ptr(lens),
+        dt,
+        cp.cuda.get_current_stream().ptr,
+    )
+
+
+def lstm_layer_backward(
+    x,
+    w_ih,
+    w_hh,
+    c0,
+    saved,
+    dy,
+    y_offset,
+    dh_n,
+    dc_n,
+    dx,
+    dx_accumulate,
+    dh0,
+    dc0,
+    dw_ih,
+    dw_hh,
+    db,
+    batch_first,
+    reverse,
+    lengths,
+):
+    _cuda, cp, dt, (T, N, I, H), ldy, dyp, lens = _rnn_common(
+        "lstm", 4, x, w_ih, w_hh, dy, y_offset, batch_first, lengths
+    )
+    st = (N, H)
+    _rnn_check(
+        "lstm",
+        cp,
+        x.dtype,
+        {
+            "c0": (c0, st),
+            "gates": (saved[0], (T * N, 4 * H)),
+            "c_saved": (saved[1], (T * N, H)),
+            "h_saved": (saved[2], (T * N, H)),
+            "grad_h_n": (dh_n, st),
+            "grad_c_n": (dc_n, st),
+            "grad_input": (dx, x.shape),
+            "grad_h0": (dh0, st),
+            "grad_c0": (dc0, st),
+            "grad_weight_ih": (dw_ih, (4 * H, I)),
+            "grad_weight_hh": (dw_hh, (4 * H, H)),
+            "grad_bias": (db, (4 * H,)),
+        },
+    )
+    dgates = cp.empty((T * N, 4 * H), dtype=x.dtype)
+    _cuda.lstm_layer_backward(
+        _rnn_ptr(x),
+        _rnn_ptr(w_ih),
+        _rnn_ptr(w_hh),
+        _rnn_ptr(c0),
+        *map(_rnn_ptr, saved),
+        dyp,
+        ldy,
+        _rnn_ptr(dh_n),
+        _rnn_ptr(dc_n),
+        _rnn_ptr(dx),
+        bool(dx_accumulate),
+        _rnn_ptr(dh0),
+        _rnn_ptr(dc0),
+        _rnn_ptr(dw_ih),
+        _rnn_ptr(dw_hh),
+        _rnn_ptr(db),
+        _rnn_ptr(dgates),
+        T,
+        N,
+        I,
+        H,
+        bool(batch_first),
+        bool(reverse),
+        _rnn_ptr(lens),
+        dt,
+        cp.cuda.get_current_stream().ptr,
+    )
+
+
+def gru_layer_forward(
+    x, w_ih, w_hh, b_ih, b_hh, h0, y, y_offset, h_n, saved, batch_first, reverse, lengths
+):
+    _cuda, cp, dt, (T, N, I, H), ldy, yp, lens = _rnn_common(
+        "gru", 3, x, w_ih, w_hh, y, y_offset, batch_first, lengths
+    )
+    if saved is None:
+        saved = tuple(cp.empty((T * N, k * H), dtype=x.dtype) for k in (3, 1, 1))
+    st = (N, H)
+    _rnn_check(
+        "gru",
+        cp,
+        x.dtype,
+        {
+            "bias_ih": (b_ih, (3 * H,)),
+            "bias_hh": (b_hh, (3 * H,)),
+            "h0": (h0, st),
+            "h_n": (h_n, st),
+            "gates": (saved[0], (T * N, 3 * H)),
+            "hn_saved": (saved[1], (T * N, H)),
+            "h_saved": (saved[2], (T * N, H)),
+        },
+    )
+    gh = cp.empty((N, 3 * H), dtype=x.dtype)
+    _cuda.gru_layer_forward(
+        _rnn_ptr(x),
+        _rnn_ptr(w_ih),
+        _rnn_ptr(w_hh),
+        _rnn_ptr(b_ih),
+        _rnn_ptr(b_hh),
+        _rnn_ptr(h0),
+        yp,
+        ldy,
+        _rnn_ptr(h_n),
+        *map(_rnn_ptr, saved),
+        _rnn_ptr(gh),
+        T,
+        N,
+        I,
+        H,
+        bool(batch_first),
+        bool(reverse),
+        _rnn_ptr(lens),
+        dt,
+        cp.cuda.get_current_stream().ptr,
+    )
+
+
+def gru_layer_backward(
+    x,
+    w_ih,
+    w_hh,
+    saved,
+    dy,
+    y_offset,
+    dh_n,
+    dx,
+    dx_accumulate,
+    dh0,
+    dw_ih,
+    dw_hh,
+    db_ih,
+    db_hh,
+    batch_first,
+    reverse,
+    lengths,
+):
+    _cuda, cp, dt, (T, N, I, H), ldy, dyp, lens = _rnn_common(
+        "gru", 3, x, w_ih, w_hh, dy, y_offset, batch_first, lengths
+    )
+    st = (N, H)
+    _rnn_check(
+        "gru",
+        cp,
+        x.dtype,
+        {
+            "gates": (saved[0], (T * N, 3 * H)),
+            "hn_saved": (saved[1], (T * N, H)),
+            "h_saved": (saved[2], (T * N, H)),
+            "grad_h_n": (dh_n, st),
+            "grad_input": (dx, x.shape),
+            "grad_h0": (dh0, st),
+            "grad_weight_ih": (dw_ih, (3 * H, I)),
+            "grad_weight_hh": (dw_hh, (3 * H, H)),
+            "grad_bias_ih": (db_ih, (3 * H,)),
+            "grad_bias_hh": (db_hh, (3 * H,)),
+        },
+    )
+    dgi = cp.empty((T * N, 3 * H), dtype=x.dtype)
+    dgh = cp.empty((T * N, 3 * H), dtype=x.dtype)
+    _cuda.gru_layer_backward(
+        _rnn_ptr(x),
+        _rnn_ptr(w_ih),
+        _rnn_ptr(w_hh),
+        *map(_rnn_ptr, saved),
+        dyp,
+        ldy,
+        _rnn_ptr(dh_n),
+        _rnn_ptr(dx),
+        bool(dx_accumulate),
+        _rnn_ptr(dh0),
+        _rnn_ptr(dw_ih),
+        _rnn_ptr(dw_hh),
+        _rnn_ptr(db_ih),
+        _rnn_ptr(db_hh),
+        _rnn_ptr(dgi),
+        _rnn_ptr(dgh),
+        T,
+        N,
+        I,
+        H,
+        bool(batch_first),
+        bool(reverse),
+        _rnn_ptr(lens),
+        dt,
+        cp.cuda.get_current_stream().ptr,
+    )
+
+
+# ----------------------------------------------------------------------------- pooling
+# cuda/pool.h with the signatures of backend.cpu's pooling functions: 4-D NCHW CuPy arrays
+# (copied to C order when they are not), outputs allocated here, CuPy's current stream.
+
+
+def _pool_prep(op: str, *arrays):
+    """(module, cupy, dtype name, C-contiguous arrays); the first array sets the dtype."""
+    mod, cp = require()
+    _check_cupy(op, cp, **{f"arg{i}": a for i, a in enumerate(arrays)})
+    dtype = _dtype_name(op, arrays[0])
+    for a in arrays:
+        if a.ndim != 4:
+            raise ValueError(f"[{op}] expects 4-D (N, C, H, W) arrays but got shape {a.shape}")
+    return mod, cp, dtype, [cp.ascontiguousarray(a) for a in arrays]
+
+
+def _pool_idx(op: str, cp, idx):
+    if idx.dtype != np.int64:
+        raise TypeError(f"[{op}] indices must be int64 but are {idx.dtype}")
+    return cp.ascontiguousarray(idx)
+
+
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indices):
+    """(y, indices or None), as backend.cpu.max_pool2d."""
+    mod, cp, dtype, (x,) = _pool_prep("max_pool2d", x)
+    with x.device:
+        shape = tuple(mod.pool2d_output_shape(tuple(x.shape), tuple(kernel_size), tuple(stride),
+                                              tuple(padding), tuple(dilation), bool(ceil_mode),
+                                              "max_pool2d"))
+        y = cp.empty(shape, dtype=x.dtype)
+        idx = cp.empty(shape, dtype=np.int64) if with_indices else None
+        mod.max_pool2d(x.data.ptr, y.data.ptr, 0 if idx is None else idx.data.ptr, tuple(x.shape),
+                       tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
+                       bool(ceil_mode), dtype, cp.cuda.get_current_stream().ptr)
+    return y, idx
+
+
+def max_pool2d_backward(gy, indices, H, W):
+    mod, cp, dtype, (gy,) = _pool_prep("max_pool2d_backward", gy)
+    idx = _pool_idx("max_pool2d_backward", cp, indices)
+    if idx.shape != gy.shape:
+        raise ValueError(f"[max_pool2d_backward] indices must have shape {gy.shape} but have "
+                         f"{idx.shape}")
+    with gy.device:
+        gx = cp.empty(gy.shape[:2] + (H, W), dtype=gy.dtype)
+        mod.max_pool2d_backward(gy.data.ptr, idx.data.ptr, gx.data.ptr, tuple(gy.shape), H, W,
+                                dtype, cp.cuda.get_current_stream().ptr)
+    return gx
+
+
+def pool_gather(src, indices):
+    mod, cp, dtype, (src,) = _pool_prep("pool_gather", src)
+    idx = _pool_idx("pool_gather", cp, indices)
+    if idx.ndim != 4 or idx.shape[:2] != src.shape[:2]:
+        raise ValueError(f"[pool_gather] indices {idx.shape} and src {src.shape} differ in N or C")
+    with src.device:
+        out = cp.empty(idx.shape, dtype=src.dtype)
+        mod.pool_gather(src.data.ptr, idx.data.ptr, out.data.ptr, tuple(src.shape),
+                        tuple(idx.shape), dtype, cp.cuda.get_current_stream().ptr)
+    return out
+
+
+def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
+    mod, cp, dtype, (x,) = _pool_prep("avg_pool2d", x)
+    with x.device:
+        shape = tuple(mod.pool2d_output_shape(tuple(x.shape), tuple(kernel_size), tuple(stride),
+                                              tuple(padding), (1, 1), bool(ceil_mode),
+                                              "avg_pool2d"))
+        y = cp.empty(shape, dtype=x.dtype)
+        mod.avg_pool2d(x.data.ptr, y.data.ptr, tuple(x.shape), tuple(kernel_size), tuple(stride),
+                       tuple(padding), bool(ceil_mode), bool(count_include_pad), int(divisor),
+                       False, dtype, cp.cuda.get_current_stream().ptr)
+    return y
+
+
+def avg_pool2d_backward(gy, H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor):
+    op = "avg_pool2d_backward"
+    mod, cp, dtype, (gy,) = _pool_prep(op, gy)
+    x_shape = tuple(gy.shape[:2]) + (H, W)
+    with gy.device:
+        want = tuple(mod.pool2d_output_shape(x_shape, tuple(kernel_size), tuple(stride),
+                                             tuple(padding), (1, 1), bool(ceil_mode), op))
+        if want != tuple(gy.shape):
+            raise ValueError(f"[{op}] grad_output has shape {gy.shape} but the pooling gives "
+                             f"{want}")
+        gx = cp.empty(x_shape, dtype=gy.dtype)
+        mod.avg_pool2d(gy.data.ptr, gx.data.ptr, x_shape, tuple(kernel_size), tuple(stride),
+                       tuple(padding), bool(ceil_mode), bool(count_include_pad), int(divisor),
+                       True, dtype, cp.cuda.get_current_stream().ptr)
+    return gx
+
+
+def adaptive_avg_pool2d(x, OH, OW):
+    mod, cp, dtype, (x,) = _pool_prep("adaptive_avg_pool2d", x)
+    with x.device:
+        y = cp.empty(tuple(x.shape[:2]) + (OH, OW), dtype=x.dtype)
+        mod.adaptive_avg_pool2d(x.data.ptr, y.data.ptr, tuple(x.shape), OH, OW, False, dtype,
+                                cp.cuda.get_current_stream().ptr)
+    return y
+
+
+def adaptive_avg_pool2d_backward(gy, H, W):
+    mod, cp, dtype, (gy,) = _pool_prep("adaptive_avg_pool2d_backward", gy)
+    x_shape = tuple(gy.shape[:2]) + (H, W)
+    with gy.device:
+        gx = cp.empty(x_shape, dtype=gy.dtype)
+        mod.adaptive_avg_pool2d(gy.data.ptr, gx.data.ptr, x_shape, gy.shape[2], gy.shape[3],
+                                True, dtype, cp.cuda.get_current_stream().ptr)
+    return gx
+
+
+def adaptive_max_pool2d(x, OH, OW, with_indices):
+    mod, cp, dtype, (x,) = _pool_prep("adaptive_max_pool2d", x)
+    with x.device:
+        shape = tuple(x.shape[:2]) + (OH, OW)
+        y = cp.empty(shape, dtype=x.dtype)
+        idx = cp.empty(shape, dtype=np.int64) if with_indices else None
+        mod.adaptive_max_pool2d(x.data.ptr, y.data.ptr, 0 if idx is None else idx.data.ptr,
+                                tuple(x.shape), OH, OW, dtype, cp.cuda.get_current_stream().ptr)
+    return y, idx
+
+
+def max_unpool2d(x, indices, OH, OW):
+    """Scatter x at indices into zeros. The indices are checked first, which synchronizes
+    (an invalid index must raise before anything is written, as on the CPU)."""
+    op = "max_unpool2d"
+    mod, cp, dtype, (x,) = _pool_prep(op, x)
+    idx = _pool_idx(op, cp, indices)
+    if idx.shape != x.shape:
+        raise ValueError(f"[{op}] indices must have shape {x.shape} but have {idx.shape}")
+    with x.device:
+        if idx.size:
+            bad = (idx < 0) | (idx >= OH * OW)
+            if bool(bad.any()):
+                first = int(idx.reshape(-1)[int(cp.argmax(bad.reshape(-1)))])
+                raise ValueError(f"[{op}] Found an invalid max index: {first} (output volumes "
+                                 f"are of size {OH}x{OW})")
+        y = cp.empty(tuple(x.shape[:2]) + (OH, OW), dtype=x.dtype)
+        mod.max_unpool2d(x.data.ptr, idx.data.ptr, y.data.ptr, tuple(x.shape), OH, OW, dtype,
+                         cp.cuda.get_current_stream().ptr)
+    return y
+
+
+def upsample_nearest2d(x, fH, fW):
+    mod, cp, dtype, (x,) = _pool_prep("upsample_nearest2d", x)
+    with x.device:
+        y = cp.empty(tuple(x.shape[:2]) + (x.shape[2] * fH, x.shape[3] * fW), dtype=x.dtype)
+        mod.upsample_nearest2d(x.data.ptr, y.data.ptr, tuple(x.shape), fH, fW, False, dtype,
+                               cp.cuda.get_current_stream().ptr)
+    return y
+
+
+def upsample_nearest2d_backward(gy, fH, fW):
+    op = "upsample_nearest2d_backward"
+    mod, cp, dtype, (gy,) = _pool_prep(op, gy)
+    if gy.shape[2] % fH or gy.shape[3] % fW:
+        raise ValueError(f"[{op}] grad_output {gy.shape} is not a multiple of the factors "
+                         f"{fH}, {fW}")
+    x_shape = tuple(gy.shape[:2]) + (gy.shape[2] // fH, gy.shape[3] // fW)
+    with gy.device:
+        gx = cp.empty(x_shape, dtype=gy.dtype)
+        mod.upsample_nearest2d(gy.data.ptr, gx.data.ptr, x_shape, fH, fW, True, dtype,
+                               cp.cuda.get_current_stream().ptr)
+    return gx

@@ -13,7 +13,7 @@ import platform
 import time
 from typing import Callable, Optional
 
-FAMILIES = ["gemm", "conv"]
+FAMILIES = ["gemm", "conv", "attention", "norm", "softmax", "pool", "lstm", "gru"]
 
 
 def machine() -> dict:

@@ -77,7 +77,8 @@ def _torch_fns(torch, transposed, x, w, b, s, p):
             return op(tx, tw, tb, stride=s, padding=p)
 
     g = torch.from_numpy(
-        np.random.default_rng(1).standard_normal(tuple(fwd().shape), dtype=np.float32))
+        np.random.default_rng(1).standard_normal(tuple(fwd().shape), dtype=np.float32)
+    )
 
     def fwd_bwd():
         tx.grad = tw.grad = tb.grad = None
@@ -97,6 +98,5 @@ def run(quick: bool = False) -> list:
         pf, pfb = _pyengine_fns(transposed, x, w, b, s, p)
         tf, tfb = _torch_fns(torch, transposed, x, w, b, s, p) if torch else (None, None)
         rows.append(run_case(name + " fwd", fl, {"pyengine": pf, "torch": tf}, min_time))
-        rows.append(run_case(name + " fwd+bwd", 3 * fl, {"pyengine": pfb, "torch": tfb},
-                             min_time))
+        rows.append(run_case(name + " fwd+bwd", 3 * fl, {"pyengine": pfb, "torch": tfb}, min_time))
     return rows

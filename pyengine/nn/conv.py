@@ -35,8 +35,22 @@ class _ConvNd(Module):
     _op = "ConvNd"
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                 groups, bias, padding_mode, output_padding, n, device, dtype) -> None:
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        output_padding,
+        n,
+        device,
+        dtype,
+    ) -> None:
         super().__init__()
         op = self._op
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -45,30 +59,34 @@ class _ConvNd(Module):
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"[{op}] groups must be a positive int, got {groups!r}")
         if in_channels % groups:
-            raise ValueError(f"[{op}] in_channels ({in_channels}) must be divisible by groups "
-                             f"({groups})")
+            raise ValueError(
+                f"[{op}] in_channels ({in_channels}) must be divisible by groups ({groups})"
+            )
         if out_channels % groups:
-            raise ValueError(f"[{op}] out_channels ({out_channels}) must be divisible by groups "
-                             f"({groups})")
+            raise ValueError(
+                f"[{op}] out_channels ({out_channels}) must be divisible by groups ({groups})"
+            )
         kernel_size = _ntuple(kernel_size, n, "kernel_size", op)
         stride = _ntuple(stride, n, "stride", op)
         dilation = _ntuple(dilation, n, "dilation", op)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"[{op}] padding must be 'same', 'valid', an int or a tuple, "
-                                 f"got {padding!r}")
+                raise ValueError(
+                    f"[{op}] padding must be 'same', 'valid', an int or a tuple, got {padding!r}"
+                )
             if self._transposed:
                 raise ValueError(f"[{op}] padding must be an int or a tuple, got {padding!r}")
             if padding == "same" and any(s != 1 for s in stride):
-                raise ValueError(f"[{op}] padding='same' is not supported for strided "
-                                 "convolutions")
+                raise ValueError(f"[{op}] padding='same' is not supported for strided convolutions")
         else:
             padding = _ntuple(padding, n, "padding", op)
-        valid_modes = ("zeros",) if self._transposed else ("zeros", "reflect", "replicate",
-                                                           "circular")
+        valid_modes = (
+            ("zeros",) if self._transposed else ("zeros", "reflect", "replicate", "circular")
+        )
         if padding_mode not in valid_modes:
-            raise ValueError(f"[{op}] padding_mode must be one of {valid_modes}, got "
-                             f"{padding_mode!r}")
+            raise ValueError(
+                f"[{op}] padding_mode must be one of {valid_modes}, got {padding_mode!r}"
+            )
         if padding_mode != "zeros":
             raise NotImplementedError(
                 f"[{op}] padding_mode={padding_mode!r} is not implemented (only 'zeros')"
@@ -106,11 +124,16 @@ class _ConvNd(Module):
 
     def extra_repr(self) -> str:
         n = len(self.kernel_size)
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0,) * n:
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else \
-                f", padding={self.padding}"
+            s += (
+                f", padding={self.padding!r}"
+                if isinstance(self.padding, str)
+                else f", padding={self.padding}"
+            )
         if self.dilation != (1,) * n:
             s += f", dilation={self.dilation}"
         if self.output_padding != (0,) * n:
@@ -129,16 +152,40 @@ class Conv2d(_ConvNd):
 
     _op = "Conv2d"
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, tuple],
-                 stride: Union[int, tuple] = 1, padding: Union[int, tuple, str] = 0,
-                 dilation: Union[int, tuple] = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device=None, dtype=None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, 0, 2, device, dtype)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, tuple],
+        stride: Union[int, tuple] = 1,
+        padding: Union[int, tuple, str] = 0,
+        dilation: Union[int, tuple] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            0,
+            2,
+            device,
+            dtype,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv2d(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class Conv1d(_ConvNd):
@@ -146,16 +193,40 @@ class Conv1d(_ConvNd):
 
     _op = "Conv1d"
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, tuple],
-                 stride: Union[int, tuple] = 1, padding: Union[int, tuple, str] = 0,
-                 dilation: Union[int, tuple] = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device=None, dtype=None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, 0, 1, device, dtype)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, tuple],
+        stride: Union[int, tuple] = 1,
+        padding: Union[int, tuple, str] = 0,
+        dilation: Union[int, tuple] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            0,
+            1,
+            device,
+            dtype,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv1d(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class ConvTranspose2d(_ConvNd):
@@ -164,13 +235,36 @@ class ConvTranspose2d(_ConvNd):
     _op = "ConvTranspose2d"
     _transposed = True
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, tuple],
-                 stride: Union[int, tuple] = 1, padding: Union[int, tuple] = 0,
-                 output_padding: Union[int, tuple] = 0, groups: int = 1, bias: bool = True,
-                 dilation: Union[int, tuple] = 1, padding_mode: str = "zeros", device=None,
-                 dtype=None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, output_padding, 2, device, dtype)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, tuple],
+        stride: Union[int, tuple] = 1,
+        padding: Union[int, tuple] = 0,
+        output_padding: Union[int, tuple] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Union[int, tuple] = 1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            output_padding,
+            2,
+            device,
+            dtype,
+        )
 
     def _output_padding(self, input: Tensor, output_size: Optional[Sequence[int]]) -> tuple:
         """torch's rule: output_size (the last 2 entries) picks output_padding in
@@ -179,13 +273,18 @@ class ConvTranspose2d(_ConvNd):
             return self.output_padding
         output_size = tuple(int(s) for s in output_size)[-2:]
         if len(output_size) != 2:
-            raise ValueError(f"[{self._op}] output_size must have 2 or 4 entries, got "
-                             f"{output_size}")
+            raise ValueError(
+                f"[{self._op}] output_size must have 2 or 4 entries, got {output_size}"
+            )
         out = []
         for i, want in enumerate(output_size):
             n = input.shape[input.ndim - 2 + i]
-            lo = ((n - 1) * self.stride[i] - 2 * self.padding[i]
-                  + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            lo = (
+                (n - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (self.kernel_size[i] - 1)
+                + 1
+            )
             hi = lo + self.stride[i] - 1
             if not lo <= want <= hi:
                 raise ValueError(
@@ -196,6 +295,13 @@ class ConvTranspose2d(_ConvNd):
         return tuple(out)
 
     def forward(self, input: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
+        return F.conv_transpose2d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self._output_padding(input, output_size),
+            self.groups,
+            self.dilation,
+        )

@@ -120,14 +120,30 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
 
 # Inverse of the standard normal CDF: P. J. Acklam's rational approximation (relative error
 # below 1.2e-9 on (0, 1)), vectorized; ample for initial values in float32/float64.
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-      3.754408661907416e00)
+_A = (
+    -3.969683028665376e01,
+    2.209460984245205e02,
+    -2.759285104469687e02,
+    1.383577518672690e02,
+    -3.066479806614716e01,
+    2.506628277459239e00,
+)
+_B = (
+    -5.447609879822406e01,
+    1.615858368580409e02,
+    -1.556989798598866e02,
+    6.680131188771972e01,
+    -1.328068155288572e01,
+)
+_C = (
+    -7.784894002430293e-03,
+    -3.223964580411365e-01,
+    -2.400758277161838e00,
+    -2.549732539343734e00,
+    4.374664141464968e00,
+    2.938163982698783e00,
+)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
 
 
 def _ndtri(p: np.ndarray) -> np.ndarray:
@@ -153,8 +169,14 @@ def _ndtr(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
-                  b: float = 2.0, generator=None) -> Tensor:
+def trunc_normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator=None,
+) -> Tensor:
     """Fill with N(mean, std^2) truncated to [a, b] (inverse-CDF sampling)."""
     _check(tensor, "trunc_normal_")
     if not std > 0:
@@ -169,7 +191,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     if not ch > cl:
         warnings.warn(
             "[trunc_normal_] [a, b] has no mass under N(mean, std^2) in double precision; "
-            "values are clamped to [a, b]", stacklevel=2,
+            "values are clamped to [a, b]",
+            stacklevel=2,
         )
     u = _gen(generator).uniform(cl, ch, tensor.shape)
     u = np.clip(u, np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0))
@@ -235,13 +258,19 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return normal_(tensor, 0.0, std, generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+) -> Tensor:
     """U(-bound, bound), bound = gain * sqrt(3 / fan) (He et al., 2015)."""
     _check(tensor, "kaiming_uniform_")
     if 0 in tensor.shape:
-        warnings.warn("[kaiming_uniform_] initializing zero-element tensors is a no-op",
-                      stacklevel=2)
+        warnings.warn(
+            "[kaiming_uniform_] initializing zero-element tensors is a no-op", stacklevel=2
+        )
         return tensor
     fan = _calculate_correct_fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
@@ -249,13 +278,19 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+) -> Tensor:
     """N(0, std^2), std = gain / sqrt(fan)."""
     _check(tensor, "kaiming_normal_")
     if 0 in tensor.shape:
-        warnings.warn("[kaiming_normal_] initializing zero-element tensors is a no-op",
-                      stacklevel=2)
+        warnings.warn(
+            "[kaiming_normal_] initializing zero-element tensors is a no-op", stacklevel=2
+        )
         return tensor
     fan = _calculate_correct_fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)

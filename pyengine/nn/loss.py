@@ -21,8 +21,11 @@ __all__ = [
 
 def _legacy_reduction(size_average, reduce) -> str:
     """torch's mapping of the deprecated size_average/reduce flags to a reduction string."""
-    warnings.warn("size_average and reduce args are deprecated, use reduction instead",
-                  DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        "size_average and reduce args are deprecated, use reduction instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     if size_average and reduce:
@@ -51,13 +54,15 @@ class _Loss(Module):
             )
         self.reduction = reduction
 
-    def extra_repr(self) -> str:
-        return "" if self.reduction == "mean" else f"reduction={self.reduction}"
-
 
 class _WeightedLoss(_Loss):
-    def __init__(self, weight: Optional[Tensor] = None, size_average=None, reduce=None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Optional[Tensor] = None,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
 
@@ -80,22 +85,30 @@ class BCELoss(_WeightedLoss):
     """Binary cross entropy on probabilities (logs clamped at -100, as torch)."""
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy(input, target, weight=self.weight,
-                                      reduction=self.reduction)
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
     """Sigmoid + binary cross entropy in one stable expression; pos_weight per class."""
 
-    def __init__(self, weight: Optional[Tensor] = None, size_average=None, reduce=None,
-                 reduction: str = "mean", pos_weight: Optional[Tensor] = None) -> None:
+    def __init__(
+        self,
+        weight: Optional[Tensor] = None,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
+        pos_weight: Optional[Tensor] = None,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(
-            input, target, weight=self.weight, reduction=self.reduction,
+            input,
+            target,
+            weight=self.weight,
+            reduction=self.reduction,
             pos_weight=self.pos_weight,
         )
 
@@ -103,22 +116,39 @@ class BCEWithLogitsLoss(_Loss):
 class NLLLoss(_WeightedLoss):
     """Negative log likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
 
-    def __init__(self, weight: Optional[Tensor] = None, size_average=None,
-                 ignore_index: int = -100, reduce=None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Optional[Tensor] = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return _functional("nll_loss")(input, target, weight=self.weight,
-                                       ignore_index=self.ignore_index, reduction=self.reduction)
+        return _functional("nll_loss")(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
 
 
 class CrossEntropyLoss(_WeightedLoss):
     """log_softmax + NLL over logits (N, C, ...) with class indices or class probabilities."""
 
-    def __init__(self, weight: Optional[Tensor] = None, size_average=None,
-                 ignore_index: int = -100, reduce=None, reduction: str = "mean",
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        weight: Optional[Tensor] = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(
@@ -129,6 +159,10 @@ class CrossEntropyLoss(_WeightedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return _functional("cross_entropy")(
-            input, target, weight=self.weight, ignore_index=self.ignore_index,
-            reduction=self.reduction, label_smoothing=self.label_smoothing,
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
         )

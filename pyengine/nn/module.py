@@ -42,9 +42,7 @@ class Parameter(Tensor):
         elif isinstance(data, np.ndarray) or _is_cupy(data):
             arr = data
         else:
-            raise TypeError(
-                f"[Parameter] expects a Tensor or an array, got {type(data).__name__}"
-            )
+            raise TypeError(f"[Parameter] expects a Tensor or an array, got {type(data).__name__}")
         if requires_grad and arr.dtype.kind != "f":
             raise RuntimeError(
                 f"[Parameter] only floating-point tensors can require grad, not {arr.dtype}; "
@@ -321,8 +319,9 @@ class Module:
         return sorted(set(keys))
 
     # ---- iteration
-    def _named_members(self, get_members, prefix: str = "", recurse: bool = True,
-                       remove_duplicate: bool = True):
+    def _named_members(
+        self, get_members, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
         memo = set()
         modules = (
             self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
@@ -342,8 +341,9 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[Tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, Parameter]]:
         yield from self._named_members(
             lambda m: m._parameters.items(), prefix, recurse, remove_duplicate
         )
@@ -352,8 +352,9 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True) -> Iterator[Tuple[str, Tensor]]:
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, Tensor]]:
         yield from self._named_members(
             lambda m: m._buffers.items(), prefix, recurse, remove_duplicate
         )
@@ -373,8 +374,9 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_modules(self, memo: Optional[set] = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[Tuple[str, Module]]:
+    def named_modules(
+        self, memo: Optional[set] = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, Module]]:
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -497,8 +499,9 @@ class Module:
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars else b.detach()
 
-    def state_dict(self, *args, destination=None, prefix: str = "",
-                   keep_vars: bool = False) -> Dict[str, Tensor]:
+    def state_dict(
+        self, *args, destination=None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Tensor]:
         """An ordered dict from dotted names to tensors (detached, sharing memory)."""
         if args:  # torch's deprecated positional form: (destination, prefix, keep_vars)
             names = ("destination", "prefix", "keep_vars")
@@ -511,16 +514,25 @@ class Module:
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
-                m.state_dict(destination=destination, prefix=prefix + name + ".",
-                             keep_vars=keep_vars)
+                m.state_dict(
+                    destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars
+                )
         return destination
 
-    def _load_from_state_dict(self, state_dict: Mapping, prefix: str, local_metadata: dict,
-                              strict: bool, missing_keys: list, unexpected_keys: list,
-                              error_msgs: list) -> None:
+    def _load_from_state_dict(
+        self,
+        state_dict: Mapping,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list,
+        unexpected_keys: list,
+        error_msgs: list,
+    ) -> None:
         """Copy this module's own entries of state_dict (torch's hook, overridable)."""
-        persistent = {k: v for k, v in self._buffers.items()
-                      if k not in self._non_persistent_buffers_set}
+        persistent = {
+            k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set
+        }
         local = itertools.chain(self._parameters.items(), persistent.items())
         for name, t in local:
             if t is None:
@@ -554,13 +566,17 @@ class Module:
             for key in state_dict:
                 if not key.startswith(prefix):
                     continue
-                input_name = key[len(prefix):].split(".", 1)[0]
-                if input_name not in self._modules and input_name not in self._parameters \
-                        and input_name not in persistent:
+                input_name = key[len(prefix) :].split(".", 1)[0]
+                if (
+                    input_name not in self._modules
+                    and input_name not in self._parameters
+                    and input_name not in persistent
+                ):
                     unexpected_keys.append(key)
 
-    def load_state_dict(self, state_dict: Mapping, strict: bool = True,
-                        assign: bool = False) -> _IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping, strict: bool = True, assign: bool = False
+    ) -> _IncompatibleKeys:
         """Copy state_dict's values (Tensors or arrays) into this module's tensors in place.
 
         Shapes and dtypes must match. Returns (missing_keys, unexpected_keys); with
@@ -577,8 +593,7 @@ class Module:
         errors: list = []
 
         def load(module: Module, prefix: str) -> None:
-            module._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected,
-                                         errors)
+            module._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected, errors)
             for name, child in module._modules.items():
                 if child is not None:
                     load(child, prefix + name + ".")
@@ -586,11 +601,17 @@ class Module:
         load(self, "")
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: "
+                    + ", ".join(f'"{k}"' for k in unexpected)
+                    + ". ",
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ",
+                )
         if errors:
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
@@ -640,8 +661,9 @@ class Sequential(Module):
     def _index(self, idx: int) -> int:
         n = len(self)
         if not isinstance(idx, numbers.Integral):
-            raise TypeError(f"[Sequential] indices must be integers or slices, not "
-                            f"{type(idx).__name__}")
+            raise TypeError(
+                f"[Sequential] indices must be integers or slices, not {type(idx).__name__}"
+            )
         if not -n <= idx < n:
             raise IndexError(f"[Sequential] index {idx} is out of range")
         return int(idx) % n
@@ -711,8 +733,9 @@ class ModuleList(Module):
 
     def _index(self, idx) -> int:
         if not isinstance(idx, numbers.Integral):
-            raise TypeError(f"[ModuleList] indices must be integers or slices, not "
-                            f"{type(idx).__name__}")
+            raise TypeError(
+                f"[ModuleList] indices must be integers or slices, not {type(idx).__name__}"
+            )
         n = len(self)
         if not -n <= idx < n:
             raise IndexError(f"[ModuleList] index {idx} is out of range")
@@ -751,8 +774,10 @@ class ModuleList(Module):
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         if isinstance(modules, (Module, str)) or not hasattr(modules, "__iter__"):
-            raise TypeError(f"[ModuleList] extend should be called with an iterable, but got "
-                            f"{type(modules).__name__}")
+            raise TypeError(
+                f"[ModuleList] extend should be called with an iterable, but got "
+                f"{type(modules).__name__}"
+            )
         for m in modules:
             self.append(m)
         return self
@@ -818,8 +843,9 @@ class ModuleDict(Module):
                 k, v = kv
             else:
                 if not isinstance(kv, (tuple, list)) or len(kv) != 2:
-                    raise ValueError(f"[ModuleDict] update sequence element #{i} should be a "
-                                     "(key, module) pair")
+                    raise ValueError(
+                        f"[ModuleDict] update sequence element #{i} should be a (key, module) pair"
+                    )
                 k, v = kv
             self[k] = v
 

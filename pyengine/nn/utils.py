@@ -26,8 +26,13 @@ def _grads(parameters: _Params, op: str) -> list:
     return out
 
 
-def clip_grad_norm_(parameters: _Params, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+def clip_grad_norm_(
+    parameters: _Params,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach=None,
+) -> Tensor:
     """Scale the gradients in place so that their joint norm is at most max_norm.
 
     The norm is taken over all gradients together, as if concatenated; the scale is

@@ -24,7 +24,7 @@ __all__ = ["scaled_dot_product_attention"]
 _OP = "scaled_dot_product_attention"
 
 
-def _as_4d(a, B: int, H: int) -> "np.ndarray":
+def _as_4d(a, B: int, H: int) -> np.ndarray:
     """(..., L, E) -> (B, H, L, E), a view whenever the batch dims allow it."""
     return a.reshape((B, H) + a.shape[-2:])
 
@@ -88,9 +88,7 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
             raise TypeError(f"[{_OP}] {name} must be a Tensor, got {type(t).__name__}")
     for name, t in (("key", key), ("value", value)):
         if t.device != query.device:
-            raise RuntimeError(
-                f"[{_OP}] {name} is on {t.device} but query is on {query.device}"
-            )
+            raise RuntimeError(f"[{_OP}] {name} is on {t.device} but query is on {query.device}")
     if query.dtype not in (np.float32, np.float64):
         raise TypeError(f"[{_OP}] query must be float32 or float64, got {query.dtype}")
     for name, t in (("key", key), ("value", value)):
@@ -111,8 +109,7 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
         )
     if ks[-1] != qs[-1]:
         raise ValueError(
-            f"[{_OP}] query and key head dims differ: {qs[-1]} (query {qs}) vs {ks[-1]} "
-            f"(key {ks})"
+            f"[{_OP}] query and key head dims differ: {qs[-1]} (query {qs}) vs {ks[-1]} (key {ks})"
         )
     if vs[-2] != ks[-2]:
         raise ValueError(
@@ -141,8 +138,7 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
             )
         if attn_mask.dtype != np.bool_ and attn_mask.dtype != query.dtype:
             raise TypeError(
-                f"[{_OP}] attn_mask must be bool or {query.dtype} (additive), got "
-                f"{attn_mask.dtype}"
+                f"[{_OP}] attn_mask must be bool or {query.dtype} (additive), got {attn_mask.dtype}"
             )
         full = qs[:-2] + (qs[-2], ks[-2])
         try:
@@ -156,6 +152,28 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
             )
 
 
+def _repeat_kv_heads(query, key, value):
+    """Grouped-query attention: repeat each key/value head for its group of query heads."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor) or t.ndim < 3:
+            raise ValueError(f"[{_OP}] enable_gqa=True needs {name} with a head dim (-3)")
+    hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+    if hk != hv or hk == 0 or hq % hk != 0:
+        raise ValueError(
+            f"[{_OP}] enable_gqa=True needs key and value heads ({hk}, {hv}) equal and dividing "
+            f"the query heads ({hq})"
+        )
+    if hk == hq:
+        return key, value
+    g = hq // hk
+    out = []
+    for t in (key, value):
+        lead = tuple(t.shape[:-3])
+        t = t.unsqueeze(-3).expand(*lead, hk, g, *t.shape[-2:])
+        out.append(t.reshape(*lead, hq, *t.shape[-2:]))
+    return tuple(out)
+
+
 def scaled_dot_product_attention(
     query: Tensor,
     key: Tensor,
@@ -164,14 +182,19 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     is_causal: bool = False,
     scale: Optional[float] = None,
+    enable_gqa: bool = False,
 ) -> Tensor:
     """softmax(query @ key^T * scale + mask) @ value, fused (torch.nn.functional's signature).
 
     query (..., Lq, E), key (..., Lk, E), value (..., Lk, Ev) with equal batch dims; a bool
     attn_mask takes part where True, a float one is added; both broadcast to (..., Lq, Lk).
     is_causal masks keys j > i (top-left aligned). A row with every key masked gives zeros
-    (torch gives NaN there). The mask gets no gradient.
+    (torch gives NaN there). The mask gets no gradient. enable_gqa: key/value may have fewer
+    heads (dim -3) than query, a divisor of them (grouped-query attention; the key/value heads
+    are repeated, so this path copies them).
     """
+    if enable_gqa:
+        key, value = _repeat_kv_heads(query, key, value)
     _check(query, key, value, attn_mask, dropout_p, is_causal, scale)
     qs = tuple(query.shape)
     batch = qs[:-2]

@@ -105,8 +105,8 @@ def _tuple(v, n: int, name: str, op: str) -> tuple:
     """An int or a length-n sequence of ints as an n-tuple (torch's _pair / _single)."""
     if _is_int(v):
         return (int(v),) * n
-    if isinstance(v, (tuple, list)) and len(v) == n and all(_is_int(e) for e in v):
-        return tuple(int(e) for e in v)
+    if isinstance(v, (tuple, list)) and len(v) in (1, n) and all(_is_int(e) for e in v):
+        return tuple(int(e) for e in v) * (n if len(v) == 1 else 1)  # torch expands 1 entry
     raise TypeError(f"[{op}] {name} must be an int or a tuple of {n} ints, got {v!r}")
 
 
@@ -158,8 +158,15 @@ def _out_size(n, k, s, lo, hi, d, di=1) -> int:
 def _apply(op, x, weight, bias, geo, kh_kw) -> Tensor:
     """Run the forward after the last shape check (the kernel fits)."""
     for i, n in enumerate(x.shape[2:]):
-        size = _out_size(n, kh_kw[i], geo["stride"][i], geo["pad_lo"][i], geo["pad_hi"][i],
-                         geo["dilation"][i], geo["input_dilation"][i])
+        size = _out_size(
+            n,
+            kh_kw[i],
+            geo["stride"][i],
+            geo["pad_lo"][i],
+            geo["pad_hi"][i],
+            geo["dilation"][i],
+            geo["input_dilation"][i],
+        )
         if size < 1 or n < 1:
             raise ValueError(
                 f"[{op}] kernel size {tuple(kh_kw)} (dilation {geo['dilation']}) is larger than "
@@ -187,8 +194,9 @@ def _conv2d(op: str, input, weight, bias, stride, padding, dilation, groups, dim
             lo = tuple(t // 2 for t in total)  # the odd element goes to the high side, as torch
             hi = tuple(t - t // 2 for t in total)
         else:
-            raise ValueError(f"[{op}] padding must be 'same', 'valid', an int or a tuple, "
-                             f"got {padding!r}")
+            raise ValueError(
+                f"[{op}] padding must be 'same', 'valid', an int or a tuple, got {padding!r}"
+            )
     else:
         lo = hi = _tuple(padding, dims, "padding", op)
         if min(lo) < 0:
@@ -199,8 +207,9 @@ def _conv2d(op: str, input, weight, bias, stride, padding, dilation, groups, dim
     if c_in % groups != 0:
         raise ValueError(f"[{op}] input channels ({c_in}) must be divisible by groups ({groups})")
     if out_ch % groups != 0:
-        raise ValueError(f"[{op}] output channels ({out_ch}) must be divisible by groups "
-                         f"({groups})")
+        raise ValueError(
+            f"[{op}] output channels ({out_ch}) must be divisible by groups ({groups})"
+        )
     if weight.shape[1] * groups != c_in:
         raise ValueError(
             f"[{op}] weight of shape {tuple(weight.shape)} with groups={groups} expects "
@@ -215,19 +224,38 @@ def _conv2d(op: str, input, weight, bias, stride, padding, dilation, groups, dim
     w = weight
     if dims == 1:  # a height-1 2-D convolution
         x, w = x.unsqueeze(2), w.unsqueeze(2)
-        stride, dilation, lo, hi, ksize = ((1,) + stride, (1,) + dilation, (0,) + lo, (0,) + hi,
-                                           (1,) + ksize)
-    geo = dict(stride=stride, pad_lo=lo, pad_hi=hi, dilation=dilation, input_dilation=(1, 1),
-               groups=int(groups), flip=False, wtrans=False)
+        stride, dilation, lo, hi, ksize = (
+            (1,) + stride,
+            (1,) + dilation,
+            (0,) + lo,
+            (0,) + hi,
+            (1,) + ksize,
+        )
+    geo = dict(
+        stride=stride,
+        pad_lo=lo,
+        pad_hi=hi,
+        dilation=dilation,
+        input_dilation=(1, 1),
+        groups=int(groups),
+        flip=False,
+        wtrans=False,
+    )
     y = _apply(op, x, w, bias, geo, ksize)
     if dims == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
-           stride: Union[int, tuple] = 1, padding: Union[int, tuple, str] = 0,
-           dilation: Union[int, tuple] = 1, groups: int = 1) -> Tensor:
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: Union[int, tuple] = 1,
+    padding: Union[int, tuple, str] = 0,
+    dilation: Union[int, tuple] = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution (cross-correlation) as torch.nn.functional.conv2d.
 
     input (N, C, H, W) or (C, H, W); weight (O, C/groups, kh, kw); padding an int, a pair,
@@ -236,17 +264,29 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     return _conv2d("conv2d", input, weight, bias, stride, padding, dilation, groups, 2)
 
 
-def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
-           stride: Union[int, tuple] = 1, padding: Union[int, tuple, str] = 0,
-           dilation: Union[int, tuple] = 1, groups: int = 1) -> Tensor:
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: Union[int, tuple] = 1,
+    padding: Union[int, tuple, str] = 0,
+    dilation: Union[int, tuple] = 1,
+    groups: int = 1,
+) -> Tensor:
     """1-D convolution as torch.nn.functional.conv1d: input (N, C, L), weight (O, C/groups, k)."""
     return _conv2d("conv1d", input, weight, bias, stride, padding, dilation, groups, 1)
 
 
-def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
-                     stride: Union[int, tuple] = 1, padding: Union[int, tuple] = 0,
-                     output_padding: Union[int, tuple] = 0, groups: int = 1,
-                     dilation: Union[int, tuple] = 1) -> Tensor:
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: Union[int, tuple] = 1,
+    padding: Union[int, tuple] = 0,
+    output_padding: Union[int, tuple] = 0,
+    groups: int = 1,
+    dilation: Union[int, tuple] = 1,
+) -> Tensor:
     """Transposed 2-D convolution as torch.nn.functional.conv_transpose2d.
 
     input (N, C, H, W) or (C, H, W); weight (C, O/groups, kh, kw); output size
@@ -285,19 +325,35 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     if bias is not None and bias.shape[0] != out_ch:
         raise ValueError(f"[{op}] bias must have {out_ch} elements, got {bias.shape[0]}")
     kext = tuple(d * (k - 1) for d, k in zip(dilation, ksize))
-    geo = dict(stride=(1, 1), pad_lo=tuple(e - p for e, p in zip(kext, padding)),
-               pad_hi=tuple(e - p + o for e, p, o in zip(kext, padding, output_padding)),
-               dilation=dilation, input_dilation=stride, groups=int(groups), flip=True,
-               wtrans=True)
+    geo = dict(
+        stride=(1, 1),
+        pad_lo=tuple(e - p for e, p in zip(kext, padding)),
+        pad_hi=tuple(e - p + o for e, p, o in zip(kext, padding, output_padding)),
+        dilation=dilation,
+        input_dilation=stride,
+        groups=int(groups),
+        flip=True,
+        wtrans=True,
+    )
     x = input.unsqueeze(0) if unbatched else input
     y = _apply(op, x, weight, bias, geo, ksize)
     return y.squeeze(0) if unbatched else y
 
 
-def conv_general(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
-                 stride=(1, 1), pad_lo=(0, 0), pad_hi=(0, 0), dilation=(1, 1),
-                 input_dilation=(1, 1), groups: int = 1, flip: bool = False,
-                 wtrans: bool = False) -> Tensor:
+def conv_general(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    *,
+    stride=(1, 1),
+    pad_lo=(0, 0),
+    pad_hi=(0, 0),
+    dilation=(1, 1),
+    input_dilation=(1, 1),
+    groups: int = 1,
+    flip: bool = False,
+    wtrans: bool = False,
+) -> Tensor:
     """The generalized convolution itself (NCHW), differentiable; see csrc/cpu/conv.h.
 
     Pads may be negative (they crop). No torch equivalent: for tests and new conv-shaped ops.
@@ -306,11 +362,16 @@ def conv_general(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *
     _check_tensors(op, input, weight, bias, 2)
     if input.ndim != 4:
         raise ValueError(f"[{op}] input must be 4-D, got shape {tuple(input.shape)}")
-    geo = dict(stride=_tuple(stride, 2, "stride", op), pad_lo=_tuple(pad_lo, 2, "pad_lo", op),
-               pad_hi=_tuple(pad_hi, 2, "pad_hi", op),
-               dilation=_tuple(dilation, 2, "dilation", op),
-               input_dilation=_tuple(input_dilation, 2, "input_dilation", op),
-               groups=int(groups), flip=bool(flip), wtrans=bool(wtrans))
+    geo = dict(
+        stride=_tuple(stride, 2, "stride", op),
+        pad_lo=_tuple(pad_lo, 2, "pad_lo", op),
+        pad_hi=_tuple(pad_hi, 2, "pad_hi", op),
+        dilation=_tuple(dilation, 2, "dilation", op),
+        input_dilation=_tuple(input_dilation, 2, "input_dilation", op),
+        groups=int(groups),
+        flip=bool(flip),
+        wtrans=bool(wtrans),
+    )
     _check_geometry(op, geo["stride"], geo["dilation"], groups)
     if min(geo["input_dilation"]) < 1:
         raise ValueError(f"[{op}] input_dilation must be positive, got {input_dilation}")

@@ -57,7 +57,7 @@ class _Embedding(Function):
 
     @staticmethod
     def backward(ctx, g):
-        gw = IndexPut.apply(g, (ctx.idx,), (ctx.num,) + tuple(g.shape[ctx.idx.ndim:]))
+        gw = IndexPut.apply(g, (ctx.idx,), (ctx.num,) + tuple(g.shape[ctx.idx.ndim :]))
         if ctx.padding_idx is not None:
             keep = g._xp.ones((ctx.num,) + (1,) * (gw.ndim - 1), dtype=g.dtype)
             keep[ctx.padding_idx] = 0
@@ -65,9 +65,15 @@ class _Embedding(Function):
         return None, gw, None
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None,
-              max_norm: Optional[float] = None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+def embedding(
+    input: Tensor,
+    weight: Tensor,
+    padding_idx: Optional[int] = None,
+    max_norm: Optional[float] = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
     """Rows of weight (num_embeddings, embedding_dim) picked by the integer tensor input."""
     if not isinstance(weight, Tensor) or weight.ndim != 2:
         raise ValueError("[embedding] weight must be a 2-D Tensor (num_embeddings, embedding_dim)")

@@ -7,6 +7,7 @@ two matmuls and a sum, written in Tensor ops, so second-order gradients work.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from ..autograd import Function
@@ -23,7 +24,8 @@ class Linear(Function):
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
         n_in, n_out = w.shape[1], w.shape[0]
-        x2 = x.data.reshape(-1, n_in)
+        rows = math.prod(x.shape[:-1])  # explicit: reshape(-1, 0) is ambiguous when empty
+        x2 = x.data.reshape(rows, n_in)
         bias = None if b is None else x._xp.ascontiguousarray(b.data)
         out = for_array(x.data).matmul(x2, w.data.T, bias=bias)
         return Tensor(out.reshape(tuple(x.shape[:-1]) + (n_out,)))
@@ -32,10 +34,11 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         n_in, n_out = w.shape[1], w.shape[0]
-        g2 = g.reshape(-1, n_out)
+        rows = math.prod(x.shape[:-1])
+        g2 = g.reshape(rows, n_out)
         need_x, need_w, need_b = ctx.needs_input_grad
         gx = (g2 @ w).reshape(*x.shape) if need_x else None
-        gw = g2.mT @ x.reshape(-1, n_in) if need_w else None
+        gw = g2.mT @ x.reshape(rows, n_in) if need_w else None
         gb = g2.sum(0) if need_b else None
         return gx, gw, gb
 

@@ -27,12 +27,14 @@ __all__ = [
 
 _REDUCTIONS = ("none", "mean", "sum")
 
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
     return loss
+
 
 def _check(op: str, input, target, reduction: str, same_shape: bool) -> None:
     for name, t in (("input", input), ("target", target)):
@@ -68,6 +70,7 @@ def _check(op: str, input, target, reduction: str, same_shape: bool) -> None:
             stacklevel=3,
         )
 
+
 def _check_weight(op: str, name: str, w, input: Tensor) -> None:
     if w is None:
         return
@@ -86,22 +89,27 @@ def _check_weight(op: str, name: str, w, input: Tensor) -> None:
             f"{tuple(input.shape)}"
         ) from None
 
+
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or sum, or none) of (input - target)^2."""
     _check("mse_loss", input, target, reduction, same_shape=False)
     d = input - target
     return _reduce(d * d, reduction)
 
+
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or sum, or none) of |input - target|; the gradient at 0 is 0, as in torch."""
     _check("l1_loss", input, target, reduction, same_shape=False)
     return _reduce((input - target).abs(), reduction)
 
+
 # ----------------------------------------------------------------------------- BCE
+
 
 def _log_clamped(xp, a):
     with np.errstate(divide="ignore"):
         return xp.maximum(xp.log(a), -100.0)
+
 
 class _BinaryCrossEntropy(Function):
     """-(y log x + (1-y) log(1-x)) elementwise, each log clamped at -100 (torch)."""
@@ -124,8 +132,10 @@ class _BinaryCrossEntropy(Function):
                 gy = g * ((1 - x).log().clamp(min=-100.0) - x.log().clamp(min=-100.0))
         return gx, gy
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
-                         reduction: str = "mean") -> Tensor:
+
+def binary_cross_entropy(
+    input: Tensor, target: Tensor, weight: Optional[Tensor] = None, reduction: str = "mean"
+) -> Tensor:
     """BCE between probabilities input in [0, 1] and target (same shape)."""
     _check("binary_cross_entropy", input, target, reduction, same_shape=True)
     _check_weight("binary_cross_entropy", "weight", weight, input)
@@ -136,6 +146,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
 
 class _Softplus(Function):
     """log(1 + exp(x)) without overflow; d/dx = sigmoid(x)."""
@@ -152,24 +163,29 @@ class _Softplus(Function):
         (x,) = ctx.saved_tensors
         return (g * sigmoid(x),)
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
-                                     weight: Optional[Tensor] = None,
-                                     reduction: str = "mean",
-                                     pos_weight: Optional[Tensor] = None) -> Tensor:
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[Tensor] = None,
+) -> Tensor:
     """BCE of sigmoid(input) against target, computed stably from the logits.
 
-    loss = (1 - y) x + (1 + (pos_weight - 1) y) softplus(-x), times weight; pos_weight
+    loss = pos_weight y softplus(-x) + (1 - y) softplus(x), times weight; pos_weight
     broadcasts against the last (class) dimension.
     """
     op = "binary_cross_entropy_with_logits"
     _check(op, input, target, reduction, same_shape=True)
     _check_weight(op, "weight", weight, input)
     _check_weight(op, "pos_weight", pos_weight, input)
-    sp = _Softplus.apply(-input)
-    if pos_weight is None:
-        loss = (1 - target) * input + sp
-    else:
-        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * sp
+    # -[p y log s(x) + (1 - y) log(1 - s(x))] = p y softplus(-x) + (1 - y) softplus(x): a sum
+    # of non-negative terms, so no cancellation (torch's (1 - y) x + ... loses small losses).
+    pos = target * _Softplus.apply(-input)
+    if pos_weight is not None:
+        pos = pos * pos_weight
+    loss = pos + (1 - target) * _Softplus.apply(input)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

@@ -58,12 +58,13 @@ class _LSTMLayer(Function):
         c_n = xp.empty((D, N, H), dtype=xd.dtype)
         ws, saved = [], []
         for d in range(D):
-            w = [_arr(t) for t in weights[4 * d: 4 * d + 4]]
+            w = [_arr(t) for t in weights[4 * d : 4 * d + 4]]
             sv = None
             if save:
                 sv = tuple(xp.empty((T * N, k * H), dtype=xd.dtype) for k in (4, 1, 1))
-            be.lstm_layer_forward(xd, *w, h0d[d], c0d[d], y, d * H, h_n[d], c_n[d], sv,
-                                  batch_first, d == 1, lengths)
+            be.lstm_layer_forward(
+                xd, *w, h0d[d], c0d[d], y, d * H, h_n[d], c_n[d], sv, batch_first, d == 1, lengths
+            )
             ws.append(w)
             saved.append(sv)
         if save:
@@ -74,7 +75,7 @@ class _LSTMLayer(Function):
 
     @staticmethod
     def backward(ctx, gy, gh, gc):
-        ctx.saved_tensors  # raises if the graph was freed
+        _ = ctx.saved_tensors  # raises if the graph was freed
         xd, c0d, ws, saved = ctx.arrays
         be, xp = for_array(xd), gy._xp
         need = ctx.needs_input_grad
@@ -87,10 +88,29 @@ class _LSTMLayer(Function):
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh = ws[d]
             dw_ih, dw_hh = xp.empty_like(w_ih), xp.empty_like(w_hh)
-            db = xp.empty((4 * H,), dtype=xd.dtype) if b_ih is not None or b_hh is not None else None
-            be.lstm_layer_backward(xd, w_ih, w_hh, c0d[d], saved[d], gyd, d * H, ghd[d], gcd[d],
-                                   dx, d == 1, dh0[d], dc0[d], dw_ih, dw_hh, db, ctx.batch_first,
-                                   d == 1, ctx.lengths)
+            has_bias = b_ih is not None or b_hh is not None
+            db = xp.empty((4 * H,), dtype=xd.dtype) if has_bias else None
+            be.lstm_layer_backward(
+                xd,
+                w_ih,
+                w_hh,
+                c0d[d],
+                saved[d],
+                gyd,
+                d * H,
+                ghd[d],
+                gcd[d],
+                dx,
+                d == 1,
+                dh0[d],
+                dc0[d],
+                dw_ih,
+                dw_hh,
+                db,
+                ctx.batch_first,
+                d == 1,
+                ctx.lengths,
+            )
             grads += [
                 Tensor(dw_ih),
                 Tensor(dw_hh),
@@ -113,12 +133,11 @@ class _GRULayer(Function):
         h_n = xp.empty((D, N, H), dtype=xd.dtype)
         ws, saved = [], []
         for d in range(D):
-            w = [_arr(t) for t in weights[4 * d: 4 * d + 4]]
+            w = [_arr(t) for t in weights[4 * d : 4 * d + 4]]
             sv = None
             if save:
                 sv = tuple(xp.empty((T * N, k * H), dtype=xd.dtype) for k in (3, 1, 1))
-            be.gru_layer_forward(xd, *w, h0d[d], y, d * H, h_n[d], sv, batch_first, d == 1,
-                                 lengths)
+            be.gru_layer_forward(xd, *w, h0d[d], y, d * H, h_n[d], sv, batch_first, d == 1, lengths)
             ws.append(w)
             saved.append(sv)
         if save:
@@ -129,7 +148,7 @@ class _GRULayer(Function):
 
     @staticmethod
     def backward(ctx, gy, gh):
-        ctx.saved_tensors
+        _ = ctx.saved_tensors  # raises if the graph was freed
         xd, ws, saved = ctx.arrays
         be, xp = for_array(xd), gy._xp
         need = ctx.needs_input_grad
@@ -143,9 +162,25 @@ class _GRULayer(Function):
             dw_ih, dw_hh = xp.empty_like(w_ih), xp.empty_like(w_hh)
             db_ih = None if b_ih is None else xp.empty_like(b_ih)
             db_hh = None if b_hh is None else xp.empty_like(b_hh)
-            be.gru_layer_backward(xd, w_ih, w_hh, saved[d], gyd, d * H, ghd[d], dx, d == 1,
-                                  dh0[d], dw_ih, dw_hh, db_ih, db_hh, ctx.batch_first, d == 1,
-                                  ctx.lengths)
+            be.gru_layer_backward(
+                xd,
+                w_ih,
+                w_hh,
+                saved[d],
+                gyd,
+                d * H,
+                ghd[d],
+                dx,
+                d == 1,
+                dh0[d],
+                dw_ih,
+                dw_hh,
+                db_ih,
+                db_hh,
+                ctx.batch_first,
+                d == 1,
+                ctx.lengths,
+            )
             grads += [Tensor(dw_ih), Tensor(dw_hh)]
             grads += [None if g is None else Tensor(g) for g in (db_ih, db_hh)]
         return (None if dx is None else Tensor(dx), Tensor(dh0), *grads)
@@ -173,9 +208,7 @@ def _check_tensors(op: str, named: Sequence[Tuple[str, Optional[Tensor]]]) -> No
                 "cast explicitly (no implicit casts)"
             )
         if t.device != ref[1].device:
-            raise RuntimeError(
-                f"[{op}] {name} is on {t.device} but {ref[0]} is on {ref[1].device}"
-            )
+            raise RuntimeError(f"[{op}] {name} is on {t.device} but {ref[0]} is on {ref[1].device}")
 
 
 def _check_shape(op: str, name: str, t: Tensor, shape: tuple) -> None:
@@ -183,14 +216,17 @@ def _check_shape(op: str, name: str, t: Tensor, shape: tuple) -> None:
         raise ValueError(f"[{op}] expected {name} of shape {tuple(shape)}, got {tuple(t.shape)}")
 
 
-def _check_weights(op: str, mode: str, weights: Sequence, count: int, input_size: int,
-                   hidden_size: int) -> None:
+def _check_weights(
+    op: str, mode: str, weights: Sequence, count: int, input_size: int, hidden_size: int
+) -> None:
     G = _GATES[mode]
     if len(weights) != 4 * count:
-        raise ValueError(f"[{op}] expected {4 * count} weights (w_ih, w_hh, b_ih, b_hh per layer "
-                         f"and direction), got {len(weights)}")
+        raise ValueError(
+            f"[{op}] expected {4 * count} weights (w_ih, w_hh, b_ih, b_hh per layer "
+            f"and direction), got {len(weights)}"
+        )
     for k in range(count):
-        w_ih, w_hh, b_ih, b_hh = weights[4 * k: 4 * k + 4]
+        w_ih, w_hh, b_ih, b_hh = weights[4 * k : 4 * k + 4]
         if w_ih is None or w_hh is None:
             raise ValueError(f"[{op}] weight_ih and weight_hh must be given")
         _check_shape(op, "weight_ih", w_ih, (G * hidden_size, input_size))
@@ -210,11 +246,13 @@ def _lengths_array(op: str, lengths, T: int, N: int):
         raise TypeError(f"[{op}] lengths must be integers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if arr.shape != (N,):
-        raise ValueError(f"[{op}] lengths must have shape ({N},) (one per sequence), got "
-                         f"{arr.shape}")
+        raise ValueError(
+            f"[{op}] lengths must have shape ({N},) (one per sequence), got {arr.shape}"
+        )
     if N and (arr.min() < 1 or arr.max() > T):
-        raise ValueError(f"[{op}] lengths must lie in [1, {T}], got min {arr.min()} and "
-                         f"max {arr.max()}")
+        raise ValueError(
+            f"[{op}] lengths must lie in [1, {T}], got min {arr.min()} and max {arr.max()}"
+        )
     return arr
 
 
@@ -229,8 +267,18 @@ def _cell(mode: str, input: Tensor, hx, w_ih, w_hh, b_ih, b_hh):
         h, c = hx
     else:
         h, c = hx, None
-    _check_tensors(op, [("input", input), ("h", h), ("c", c), ("w_ih", w_ih), ("w_hh", w_hh),
-                        ("b_ih", b_ih), ("b_hh", b_hh)])
+    _check_tensors(
+        op,
+        [
+            ("input", input),
+            ("h", h),
+            ("c", c),
+            ("w_ih", w_ih),
+            ("w_hh", w_hh),
+            ("b_ih", b_ih),
+            ("b_hh", b_hh),
+        ],
+    )
     if input.ndim not in (1, 2):
         raise ValueError(f"[{op}] expected input of 1 or 2 dimensions, got {input.ndim}")
     batched = input.ndim == 2
@@ -251,14 +299,26 @@ def _cell(mode: str, input: Tensor, hx, w_ih, w_hh, b_ih, b_hh):
     return tuple(finals) if mode == "lstm" else finals[0]
 
 
-def lstm_cell(input: Tensor, hx: Tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-              b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None):
+def lstm_cell(
+    input: Tensor,
+    hx: Tuple[Tensor, Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+):
     """One LSTM step (torch.lstm_cell): (h', c') for input (N, I) or (I,), hx = (h, c)."""
     return _cell("lstm", input, hx, w_ih, w_hh, b_ih, b_hh)
 
 
-def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
-             b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None) -> Tensor:
+def gru_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+) -> Tensor:
     """One GRU step (torch.gru_cell): h' for input (N, I) or (I,) and hx (N, H) or (H,)."""
     return _cell("gru", input, hx, w_ih, w_hh, b_ih, b_hh)
 
@@ -266,8 +326,18 @@ def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
 # ----------------------------------------------------------------------------- layers
 
 
-def _rnn(mode: str, input: Tensor, hx, weights: Sequence, num_layers: int, bidirectional: bool,
-         batch_first: bool, dropout: float, training: bool, lengths):
+def _rnn(
+    mode: str,
+    input: Tensor,
+    hx,
+    weights: Sequence,
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+    dropout: float,
+    training: bool,
+    lengths,
+):
     op = mode
     if not isinstance(num_layers, numbers.Integral) or num_layers < 1:
         raise ValueError(f"[{op}] num_layers must be a positive int, got {num_layers!r}")
@@ -279,11 +349,15 @@ def _rnn(mode: str, input: Tensor, hx, weights: Sequence, num_layers: int, bidir
         h0, c0 = (None, None) if hx is None else hx
     else:
         h0, c0 = hx, None
-    _check_tensors(op, [("input", input), ("h_0", h0), ("c_0", c0)]
-                   + [(f"weight {k}", w) for k, w in enumerate(weights)])
+    _check_tensors(
+        op,
+        [("input", input), ("h_0", h0), ("c_0", c0)]
+        + [(f"weight {k}", w) for k, w in enumerate(weights)],
+    )
     if input.ndim not in (2, 3):
-        raise ValueError(f"[{op}] expected input of 2 (unbatched) or 3 dimensions, got "
-                         f"{input.ndim}")
+        raise ValueError(
+            f"[{op}] expected input of 2 (unbatched) or 3 dimensions, got {input.ndim}"
+        )
     batched = input.ndim == 3
     if not batched:  # (L, I): torch ignores batch_first for unbatched input
         input = input.unsqueeze(1)
@@ -298,11 +372,13 @@ def _rnn(mode: str, input: Tensor, hx, weights: Sequence, num_layers: int, bidir
     T, N = (input.shape[1], input.shape[0]) if batch_first_eff else input.shape[:2]
     I = input.shape[2]
     if weights[0].ndim != 2 or weights[0].shape[1] != I:
-        raise ValueError(f"[{op}] input.size(-1) must be equal to input_size. Expected "
-                         f"{weights[0].shape[-1]}, got {I}")
+        raise ValueError(
+            f"[{op}] input.size(-1) must be equal to input_size. Expected "
+            f"{weights[0].shape[-1]}, got {I}"
+        )
     for layer in range(num_layers):
         size = I if layer == 0 else D * H
-        _check_weights(op, mode, weights[4 * D * layer: 4 * D * (layer + 1)], D, size, H)
+        _check_weights(op, mode, weights[4 * D * layer : 4 * D * (layer + 1)], D, size, H)
     if T < 1:
         raise ValueError(f"[{op}] input must have at least one time step")
     lens = _lengths_array(op, lengths, T, N)
@@ -330,7 +406,7 @@ def _rnn(mode: str, input: Tensor, hx, weights: Sequence, num_layers: int, bidir
             x = _dropout(x, dropout, True)
         sl = slice(layer * D, (layer + 1) * D)
         st = [s[sl] for s in states]
-        w = weights[4 * D * layer: 4 * D * (layer + 1)]
+        w = weights[4 * D * layer : 4 * D * (layer + 1)]
         save = _needs_save(x, *st, *w)
         out = fn.apply(x, *st, *w, batch_first=batch_first_eff, lengths=lens, save=save)
         x = out[0]
@@ -345,9 +421,17 @@ def _rnn(mode: str, input: Tensor, hx, weights: Sequence, num_layers: int, bidir
     return x, (tuple(finals) if mode == "lstm" else finals[0])
 
 
-def lstm(input: Tensor, hx, weights: Sequence, num_layers: int = 1, bidirectional: bool = False,
-         batch_first: bool = False, dropout: float = 0.0, training: bool = False,
-         lengths=None):
+def lstm(
+    input: Tensor,
+    hx,
+    weights: Sequence,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    training: bool = False,
+    lengths=None,
+):
     """Stacked LSTM over input (T, N, I) ((N, T, I) if batch_first; (T, I) unbatched).
 
     hx: None (zeros) or (h_0, c_0), each (num_layers * D, N, H). weights: torch's flat order,
@@ -355,12 +439,41 @@ def lstm(input: Tensor, hx, weights: Sequence, num_layers: int = 1, bidirectiona
     (output, (h_n, c_n)). lengths (pyengine extension): per-sequence lengths in [1, T]; outputs
     past a sequence's end are 0 and h_n / c_n are taken at its last valid step.
     """
-    return _rnn("lstm", input, hx, weights, num_layers, bidirectional, batch_first, dropout,
-                training, lengths)
+    return _rnn(
+        "lstm",
+        input,
+        hx,
+        weights,
+        num_layers,
+        bidirectional,
+        batch_first,
+        dropout,
+        training,
+        lengths,
+    )
 
 
-def gru(input: Tensor, hx, weights: Sequence, num_layers: int = 1, bidirectional: bool = False,
-        batch_first: bool = False, dropout: float = 0.0, training: bool = False, lengths=None):
+def gru(
+    input: Tensor,
+    hx,
+    weights: Sequence,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    training: bool = False,
+    lengths=None,
+):
     """Stacked GRU; as lstm, with hx None or h_0 and the result (output, h_n)."""
-    return _rnn("gru", input, hx, weights, num_layers, bidirectional, batch_first, dropout,
-                training, lengths)
+    return _rnn(
+        "gru",
+        input,
+        hx,
+        weights,
+        num_layers,
+        bidirectional,
+        batch_first,
+        dropout,
+        training,
+        lengths,
+    )

@@ -77,8 +77,16 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         fwd = _kernel(x, "batch_norm_forward", "batch_norm")
-        y, mean, invstd = fwd(x.data, _data(weight), _data(bias), _data(running_mean),
-                              _data(running_var), training, momentum, eps)
+        y, mean, invstd = fwd(
+            x.data,
+            _data(weight),
+            _data(bias),
+            _data(running_mean),
+            _data(running_var),
+            training,
+            momentum,
+            eps,
+        )
         ctx.save_for_backward(x, weight, bias)
         ctx.stats = (mean, invstd)
         ctx.training = training
@@ -97,8 +105,9 @@ class BatchNorm(Function):
             return (dx if need[0] else None, dw if need_w else None, db if need_b else None) + rest
         bwd = _kernel(x, "batch_norm_backward", "batch_norm")
         mean, invstd = ctx.stats
-        dx, dw, db = bwd(g.data, x.data, _data(weight), mean, invstd, ctx.training,
-                         (need[0], need_w, need_b))
+        dx, dw, db = bwd(
+            g.data, x.data, _data(weight), mean, invstd, ctx.training, (need[0], need_w, need_b)
+        )
         return (_wrap(dx), _wrap(dw), _wrap(db)) + rest
 
 
@@ -148,8 +157,12 @@ def batch_norm(
     op = "batch_norm"
     _check_input(op, input, 2)
     C = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         _check_param(op, name, t, input, (C,))
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"[{op}] running_mean and running_var must both be given or both None")
@@ -170,8 +183,9 @@ def batch_norm(
         if t is not None and not t.is_contiguous():
             raise ValueError(f"[{op}] running statistics must be contiguous")
     x = input if input.is_contiguous() else input.contiguous()
-    return BatchNorm.apply(x, weight, bias, running_mean, running_var, bool(training),
-                           float(momentum), float(eps))
+    return BatchNorm.apply(
+        x, weight, bias, running_mean, running_var, bool(training), float(momentum), float(eps)
+    )
 
 
 # ----------------------------------------------------------------------------- layer_norm
@@ -183,7 +197,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, k, eps):
         fwd = _kernel(x, "layer_norm_forward", "layer_norm")
-        n = int(np.prod(x.shape[x.ndim - k:], dtype=np.int64))
+        n = int(np.prod(x.shape[x.ndim - k :], dtype=np.int64))
         m = x.numel() // n if n else int(np.prod(x.shape[: x.ndim - k], dtype=np.int64))
         x2 = x.data.reshape(m, n)
         w = None if weight is None else weight.data.reshape(n)
@@ -202,14 +216,16 @@ class LayerNorm(Function):
         need_b = need[2] and bias is not None
         if is_grad_enabled():
             dx, dw, db = _layer_norm_backward_composed(g, x, weight, ctx.k, ctx.eps)
-            return dx if need[0] else None, dw if need_w else None, db if need_b else None, None, None
+            dx = dx if need[0] else None
+            return dx, dw if need_w else None, db if need_b else None, None, None
         bwd = _kernel(x, "layer_norm_backward", "layer_norm")
         m, n = ctx.mn
         mean, rstd = ctx.stats
         w = None if weight is None else weight.data.reshape(n)
-        dx, dw, db = bwd(g.data.reshape(m, n), x.data.reshape(m, n), w, mean, rstd,
-                         (need[0], need_w, need_b))
-        pshape = x.shape[x.ndim - ctx.k:]
+        dx, dw, db = bwd(
+            g.data.reshape(m, n), x.data.reshape(m, n), w, mean, rstd, (need[0], need_w, need_b)
+        )
+        pshape = x.shape[x.ndim - ctx.k :]
         return (
             None if dx is None else Tensor(dx.reshape(x.shape)),
             None if dw is None else Tensor(dw.reshape(pshape)),
@@ -258,10 +274,9 @@ def layer_norm(
     k = len(shape)
     if k == 0:
         raise ValueError(f"[{op}] normalized_shape must have at least one dimension")
-    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+    if input.ndim < k or tuple(input.shape[input.ndim - k :]) != shape:
         raise ValueError(
-            f"[{op}] input of shape {tuple(input.shape)} does not end with normalized_shape "
-            f"{shape}"
+            f"[{op}] input of shape {tuple(input.shape)} does not end with normalized_shape {shape}"
         )
     _check_param(op, "weight", weight, input, shape)
     _check_param(op, "bias", bias, input, shape)

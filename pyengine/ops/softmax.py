@@ -22,7 +22,6 @@ from typing import Optional
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled
-from ..backend import for_array
 from ..tensor import Tensor
 from .norm import _kernel
 
@@ -68,7 +67,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim, log):
         fwd = _kernel(x, "softmax_forward", "log_softmax" if log else "softmax")
-        y = fwd(x.data, dim, log)
+        y = fwd(x.data, dim, log).reshape(x.shape)  # 0-d: the binding's array is (1,)
         ctx.save_for_backward(x)
         ctx.y, ctx.dim, ctx.log = y, dim, log
         return Tensor(y)
@@ -83,7 +82,7 @@ class Softmax(Function):
                 return g - p * g.sum(dim=dim, keepdim=True), None, None
             return p * (g - (g * p).sum(dim=dim, keepdim=True)), None, None
         bwd = _kernel(x, "softmax_backward", "log_softmax" if log else "softmax")
-        return Tensor(bwd(ctx.y, g.data, dim, log)), None, None
+        return Tensor(bwd(ctx.y, g.data, dim, log).reshape(x.shape)), None, None
 
 
 def _softmax(op: str, input, dim, dtype, log: bool) -> Tensor:
@@ -96,14 +95,14 @@ def _softmax(op: str, input, dim, dtype, log: bool) -> Tensor:
     return Softmax.apply(x, d, log)
 
 
-def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
-            dtype=None) -> Tensor:
+def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) over dim (torch.nn.functional.softmax)."""
     return _softmax("softmax", input, dim, dtype, False)
 
 
-def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
-                dtype=None) -> Tensor:
+def log_softmax(
+    input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None
+) -> Tensor:
     """x - logsumexp(x) over dim (torch.nn.functional.log_softmax)."""
     return _softmax("log_softmax", input, dim, dtype, True)
 
@@ -117,9 +116,7 @@ def _reduction(op: str, size_average, reduce, reduction: str) -> str:
         reduce = True if reduce is None else reduce
         reduction = ("mean" if size_average else "sum") if reduce else "none"
     if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"[{op}] reduction must be 'none', 'mean' or 'sum' but is {reduction!r}"
-        )
+        raise ValueError(f"[{op}] reduction must be 'none', 'mean' or 'sum' but is {reduction!r}")
     return reduction
 
 
@@ -174,7 +171,7 @@ class CrossEntropy(Function):
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = xp.asarray(total / denom if denom != 0 else total * np.nan, dtype=x.dtype)
         ctx.save_for_backward(x, target, weight)
-        ctx.dl, ctx.sw = dl, sw
+        ctx.dl = dl
         ctx.scale = 1.0 / denom if denom != 0 else 0.0  # all ignored: zero gradient (as torch)
         ctx.args = (ignore_index, label_smoothing, reduction)
         return Tensor(out)
@@ -238,7 +235,7 @@ def _ce_dlogits_composed(x: Tensor, target: Tensor, weight, ignore_index, eps) -
     wt = xp.where(keep, w[tt], 0).astype(x.dtype)
     wsum = float(w.sum(dtype=np.float64))
     k1 = ((1 - eps) * wt + eps * wsum / C * keep).astype(x.dtype)
-    onehot = (xp.arange(C).reshape((1, C) + (1,) * (x.ndim - 2)) == _sample_view(tt, x.ndim))
+    onehot = xp.arange(C).reshape((1, C) + (1,) * (x.ndim - 2)) == _sample_view(tt, x.ndim)
     k2 = (eps / C) * w.reshape((1, C) + (1,) * (x.ndim - 2)) * _sample_view(keep, x.ndim)
     k2 = k2 + (1 - eps) * onehot * _sample_view(wt, x.ndim)
     return p * Tensor(_sample_view(k1, x.ndim)) - Tensor(k2.astype(x.dtype))
@@ -301,8 +298,9 @@ def cross_entropy(
     x = x if x.is_contiguous() else x.contiguous()
     t = t if t.is_contiguous() else t.contiguous()
     need_grad = bool(is_grad_enabled() and x.requires_grad)
-    out = CrossEntropy.apply(x, t, weight, int(ignore_index), float(label_smoothing), reduction,
-                             need_grad)
+    out = CrossEntropy.apply(
+        x, t, weight, int(ignore_index), float(label_smoothing), reduction, need_grad
+    )
     if unbatched and reduction == "none":
         out = out.reshape(())
     return out
@@ -384,7 +382,3 @@ def nll_loss(
     if unbatched and reduction == "none":
         out = out.reshape(())
     return out
-
-
-def _unused():  # keep for_array imported for backends that look it up lazily
-    return for_array

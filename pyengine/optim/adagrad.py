@@ -13,20 +13,33 @@ class Adagrad(Optimizer):
     s += g^2;  p -= clr g / (sqrt(s) + eps);  s starts at initial_accumulator_value.
     """
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
-                 maximize: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ):
         _check_params(
             "Adagrad",
             learning_rate=(lr, lr >= 0.0),
             lr_decay_value=(lr_decay, lr_decay >= 0.0),
             weight_decay_value=(weight_decay, weight_decay >= 0.0),
-            initial_accumulator_value=(initial_accumulator_value,
-                                       initial_accumulator_value >= 0.0),
+            initial_accumulator_value=(initial_accumulator_value, initial_accumulator_value >= 0.0),
             epsilon_value=(eps, eps >= 0.0),
         )
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
@@ -41,8 +54,12 @@ class Adagrad(Optimizer):
     def step(self, closure=None):
         loss = self._closure(closure)
         for group in self.param_groups:
-            lr, lr_decay, eps, wd = group["lr"], group["lr_decay"], group["eps"], \
-                group["weight_decay"]
+            lr, lr_decay, eps, wd = (
+                group["lr"],
+                group["lr_decay"],
+                group["eps"],
+                group["weight_decay"],
+            )
             for p, g in self._grads(group):
                 w = p.data
                 xp = p._xp

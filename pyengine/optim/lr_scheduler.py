@@ -33,8 +33,9 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"[{type(self).__name__}] {type(optimizer).__name__} is not an "
-                            "Optimizer")
+            raise TypeError(
+                f"[{type(self).__name__}] {type(optimizer).__name__} is not an Optimizer"
+            )
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -69,7 +70,9 @@ class LRScheduler:
         else:
             warnings.warn(
                 "The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
-                "call step() without it", UserWarning, stacklevel=2,
+                "call step() without it",
+                UserWarning,
+                stacklevel=2,
             )
             self.last_epoch = epoch
             if hasattr(self, "_get_closed_form_lr"):
@@ -97,8 +100,12 @@ _LRScheduler = LRScheduler
 class LambdaLR(LRScheduler):
     """lr = base_lr * lr_lambda(epoch) (one function, or one per group)."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable, Sequence[Callable]],
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Union[Callable, Sequence[Callable]],
+        last_epoch: int = -1,
+    ) -> None:
         n = len(optimizer.param_groups)
         if not isinstance(lr_lambda, (list, tuple)):
             self.lr_lambdas = [lr_lambda] * n
@@ -112,15 +119,17 @@ class LambdaLR(LRScheduler):
         return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
 
     def get_lr(self) -> List[float]:
-        return [base * lmbda(self.last_epoch) for lmbda, base in zip(self.lr_lambdas,
-                                                                      self.base_lrs)]
+        return [
+            base * lmbda(self.last_epoch) for lmbda, base in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
 
 class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         if not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"[StepLR] step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
@@ -139,8 +148,13 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """lr = base_lr * gamma ** (number of milestones <= epoch)."""
 
-    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -176,8 +190,9 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2 (SGDR without
     restarts), computed recursively as torch does."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -190,10 +205,15 @@ class CosineAnnealingLR(LRScheduler):
         if self._step_count == 1 and e > 0:
             return [lo + (b - lo) * (1 + math.cos(e * math.pi / T)) / 2 for b in self.base_lrs]
         if (e - 1 - T) % (2 * T) == 0:
-            return [g["lr"] + (b - lo) * (1 - math.cos(math.pi / T)) / 2
-                    for b, g in zip(self.base_lrs, groups)]
-        return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T))
-                * (g["lr"] - lo) + lo for g in groups]
+            return [
+                g["lr"] + (b - lo) * (1 - math.cos(math.pi / T)) / 2
+                for b, g in zip(self.base_lrs, groups)
+            ]
+        return [
+            (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (g["lr"] - lo)
+            + lo
+            for g in groups
+        ]
 
     def _get_closed_form_lr(self) -> List[float]:
         e, T, lo = self.last_epoch, self.T_max, self.eta_min
@@ -204,14 +224,23 @@ class LinearLR(LRScheduler):
     """lr = base_lr * (start_factor + (end_factor - start_factor) min(epoch, total_iters)
     / total_iters)."""
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("[LinearLR] starting multiplicative factor expected to be greater "
-                             "than 0 and less or equal to 1.")
+            raise ValueError(
+                "[LinearLR] starting multiplicative factor expected to be greater "
+                "than 0 and less or equal to 1."
+            )
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("[LinearLR] ending multiplicative factor expected to be between 0 "
-                             "and 1.")
+            raise ValueError(
+                "[LinearLR] ending multiplicative factor expected to be between 0 and 1."
+            )
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -235,8 +264,13 @@ class SequentialLR(LRScheduler):
     """Runs schedulers[i] between milestones[i-1] and milestones[i]; each later scheduler is
     restarted (step(0)) at its milestone."""
 
-    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
-                 milestones: Sequence[int], last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: Sequence[LRScheduler],
+        milestones: Sequence[int],
+        last_epoch: int = -1,
+    ) -> None:
         if len(schedulers) < 1:
             raise ValueError("[SequentialLR] expects at least one scheduler")
         for i, s in enumerate(schedulers):
@@ -294,56 +328,96 @@ class OneCycleLR(LRScheduler):
     pct_start of total_steps, then anneal to initial_lr/final_div_factor; momentum (or Adam's
     beta1) cycles inversely between max_momentum and base_momentum. Stepped once per batch."""
 
-    def __init__(self, optimizer: Optimizer, max_lr, total_steps: Optional[int] = None,
-                 epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None,
-                 pct_start: float = 0.3, anneal_strategy: str = "cos",
-                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 three_phase: bool = False, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr,
+        total_steps: Optional[int] = None,
+        epochs: Optional[int] = None,
+        steps_per_epoch: Optional[int] = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"[OneCycleLR] {type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
         if total_steps is not None:
             if total_steps <= 0 or not isinstance(total_steps, int):
-                raise ValueError(f"[OneCycleLR] Expected positive integer total_steps, but got "
-                                 f"{total_steps}")
+                raise ValueError(
+                    f"[OneCycleLR] Expected positive integer total_steps, but got {total_steps}"
+                )
             self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
             if not isinstance(epochs, int) or epochs <= 0:
                 raise ValueError(f"[OneCycleLR] Expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError("[OneCycleLR] Expected positive integer steps_per_epoch, but got "
-                                 f"{steps_per_epoch}")
+                raise ValueError(
+                    "[OneCycleLR] Expected positive integer steps_per_epoch, but got "
+                    f"{steps_per_epoch}"
+                )
             self.total_steps = epochs * steps_per_epoch
         else:
-            raise ValueError("[OneCycleLR] You must define either total_steps OR (epochs AND "
-                             "steps_per_epoch)")
+            raise ValueError(
+                "[OneCycleLR] You must define either total_steps OR (epochs AND steps_per_epoch)"
+            )
         n = self.total_steps
         if three_phase:
             self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
-                 "end_lr": "max_lr", "start_momentum": "max_momentum",
-                 "end_momentum": "base_momentum"},
-                {"end_step": float(2 * pct_start * n) - 2, "start_lr": "max_lr",
-                 "end_lr": "initial_lr", "start_momentum": "base_momentum",
-                 "end_momentum": "max_momentum"},
-                {"end_step": n - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
+                {
+                    "end_step": float(pct_start * n) - 1,
+                    "start_lr": "initial_lr",
+                    "end_lr": "max_lr",
+                    "start_momentum": "max_momentum",
+                    "end_momentum": "base_momentum",
+                },
+                {
+                    "end_step": float(2 * pct_start * n) - 2,
+                    "start_lr": "max_lr",
+                    "end_lr": "initial_lr",
+                    "start_momentum": "base_momentum",
+                    "end_momentum": "max_momentum",
+                },
+                {
+                    "end_step": n - 1,
+                    "start_lr": "initial_lr",
+                    "end_lr": "min_lr",
+                    "start_momentum": "max_momentum",
+                    "end_momentum": "max_momentum",
+                },
             ]
         else:
             self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
-                 "end_lr": "max_lr", "start_momentum": "max_momentum",
-                 "end_momentum": "base_momentum"},
-                {"end_step": n - 1, "start_lr": "max_lr", "end_lr": "min_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+                {
+                    "end_step": float(pct_start * n) - 1,
+                    "start_lr": "initial_lr",
+                    "end_lr": "max_lr",
+                    "start_momentum": "max_momentum",
+                    "end_momentum": "base_momentum",
+                },
+                {
+                    "end_step": n - 1,
+                    "start_lr": "max_lr",
+                    "end_lr": "min_lr",
+                    "start_momentum": "base_momentum",
+                    "end_momentum": "max_momentum",
+                },
             ]
         if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
-            raise ValueError(f"[OneCycleLR] Expected float between 0 and 1 pct_start, but got "
-                             f"{pct_start}")
+            raise ValueError(
+                f"[OneCycleLR] Expected float between 0 and 1 pct_start, but got {pct_start}"
+            )
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError("[OneCycleLR] anneal_strategy must be one of 'cos' or 'linear', "
-                             f"instead got {anneal_strategy}")
+            raise ValueError(
+                "[OneCycleLR] anneal_strategy must be one of 'cos' or 'linear', "
+                f"instead got {anneal_strategy}"
+            )
         self.anneal_strategy = anneal_strategy
         max_lrs = self._format_param("max_lr", max_lr)
         if last_epoch == -1:
@@ -354,8 +428,10 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("[OneCycleLR] optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
+                raise ValueError(
+                    "[OneCycleLR] optimizer must support momentum or beta1 with "
+                    "`cycle_momentum` option enabled"
+                )
             self.use_beta1 = "betas" in optimizer.defaults
             max_ms = self._format_param("max_momentum", max_momentum)
             base_ms = self._format_param("base_momentum", base_momentum)
@@ -398,11 +474,16 @@ class OneCycleLR(LRScheduler):
                 end = ph["end_step"]
                 if step <= end or i == len(self._schedule_phases) - 1:
                     pct = (step - start) / (end - start)
-                    lr = self._anneal(self.anneal_strategy, group[ph["start_lr"]],
-                                      group[ph["end_lr"]], pct)
+                    lr = self._anneal(
+                        self.anneal_strategy, group[ph["start_lr"]], group[ph["end_lr"]], pct
+                    )
                     if self.cycle_momentum:
-                        mom = self._anneal(self.anneal_strategy, group[ph["start_momentum"]],
-                                           group[ph["end_momentum"]], pct)
+                        mom = self._anneal(
+                            self.anneal_strategy,
+                            group[ph["start_momentum"]],
+                            group[ph["end_momentum"]],
+                            pct,
+                        )
                     break
                 start = ph["end_step"]
             lrs.append(lr)

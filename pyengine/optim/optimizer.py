@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
 
 from ..autograd import enable_grad
 from ..tensor import Tensor, _is_cupy, _move
@@ -50,6 +52,11 @@ class Optimizer:
                 f"[{name}] params argument given to the optimizer should be an iterable of "
                 "Tensors or dicts, but got a Tensor"
             )
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"[{name}] optimizer parameters need to be organized in ordered collections, but "
+                "the ordering of tensors in sets will change between runs; use a list instead"
+            )
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError(f"[{name}] optimizer got an empty parameter list")
@@ -78,8 +85,9 @@ class Optimizer:
         """Add a group of parameters (a dict with 'params' and optional hyperparameters)."""
         name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"[{name}] param_group must be a dict, got "
-                            f"{type(param_group).__name__}")
+            raise TypeError(
+                f"[{name}] param_group must be a dict, got {type(param_group).__name__}"
+            )
         params = param_group["params"]
         if isinstance(params, Tensor):
             params = [params]
@@ -92,8 +100,10 @@ class Optimizer:
             params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"[{name}] optimizer can only optimize Tensors, but one of the "
-                                f"params is {type(p).__name__}")
+                raise TypeError(
+                    f"[{name}] optimizer can only optimize Tensors, but one of the "
+                    f"params is {type(p).__name__}"
+                )
             if not p.is_leaf:
                 raise ValueError(f"[{name}] can't optimize a non-leaf Tensor")
         if len({id(p) for p in params}) != len(params):
@@ -102,8 +112,10 @@ class Optimizer:
         group["params"] = params
         for key, default in self.defaults.items():
             if default is required and key not in group:
-                raise ValueError(f"[{name}] parameter group didn't specify a value of required "
-                                 f"optimization parameter {key}")
+                raise ValueError(
+                    f"[{name}] parameter group didn't specify a value of required "
+                    f"optimization parameter {key}"
+                )
             group.setdefault(key, default)
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if existing & {id(p) for p in params}:
@@ -167,17 +179,23 @@ class Optimizer:
         """Load a state dict from state_dict(); tensors are copied to each parameter's device
         and floating-point state to its dtype (as torch; 'step' is kept)."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
-                or "state" not in state_dict:
+        if (
+            not isinstance(state_dict, dict)
+            or "param_groups" not in state_dict
+            or "state" not in state_dict
+        ):
             raise ValueError(f"[{name}] state_dict must be a dict with 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"[{name}] loaded state dict has a different number of parameter "
-                             "groups")
+            raise ValueError(
+                f"[{name}] loaded state dict has a different number of parameter groups"
+            )
         for g, sg in zip(self.param_groups, saved_groups):
             if len(g["params"]) != len(sg["params"]):
-                raise ValueError(f"[{name}] loaded state dict contains a parameter group that "
-                                 "doesn't match the size of optimizer's group")
+                raise ValueError(
+                    f"[{name}] loaded state dict contains a parameter group that "
+                    "doesn't match the size of optimizer's group"
+                )
         id_map = {}
         for g, sg in zip(self.param_groups, saved_groups):
             for i, p in zip(sg["params"], g["params"]):
@@ -198,16 +216,23 @@ class Optimizer:
 
     @staticmethod
     def _cast(p: Tensor, key: str, value):
+        """A loaded state value for parameter p: arrays become Tensors on p's device (floating
+        ones in p's dtype), never aliasing the loaded dict; 'step' becomes a Python int (a
+        torch checkpoint stores it as a 0-d tensor)."""
         if isinstance(value, Tensor):
             arr = value.data
-        elif hasattr(value, "__array_interface__") and hasattr(value, "dtype") or _is_cupy(value):
+        elif isinstance(value, (np.ndarray, np.generic)) or _is_cupy(value):
             arr = value
         else:
             return _copy_value(value)
-        if key != "step" and arr.dtype.kind == "f" and p.is_floating_point():
-            arr = arr.astype(p.dtype)
-        arr = _move(arr, p.device)
-        return Tensor(arr.copy() if arr is value or arr is getattr(value, "data", None) else arr)
+        if key == "step":
+            return int(_move(np.asarray(arr) if isinstance(arr, np.generic) else arr, "cpu").item())
+        arr = np.asarray(arr) if isinstance(arr, np.generic) else arr
+        if arr.dtype.kind == "f" and p.is_floating_point() and arr.dtype != p.dtype:
+            arr = arr.astype(p.dtype)  # a new array already
+        elif _move(arr, p.device) is arr:
+            arr = arr.copy()
+        return Tensor(_move(arr, p.device))
 
 
 def _check_params(name: str, **checks) -> None:

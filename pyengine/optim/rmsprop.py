@@ -14,9 +14,18 @@ class RMSprop(Optimizer):
     momentum: b = momentum b + g / denom, p -= lr b;  else p -= lr g / denom.
     """
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
-                 maximize: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ):
         _check_params(
             "RMSprop",
             learning_rate=(lr, lr >= 0.0),
@@ -25,8 +34,15 @@ class RMSprop(Optimizer):
             weight_decay_value=(weight_decay, weight_decay >= 0.0),
             alpha_value=(alpha, alpha >= 0.0),
         )
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def step(self, closure=None):

@@ -49,16 +49,18 @@ def _dropout_scale(keep, dropout_p):
     return np.asarray(keep, dtype=np.float64) / (1.0 - dropout_p)
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None, keep=None):
+def scaled_dot_product_attention(
+    q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, keep=None
+):
     """out (..., Lq, Ev); keep: the dropout keep mask (..., Lq, Lk) or None (no dropout)."""
     s, _ = _scores(q, k, attn_mask, is_causal, scale)
     p = _probs(s) * _dropout_scale(keep, dropout_p)
     return p @ _f(v)
 
 
-def scaled_dot_product_attention_vjp(g, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                     scale=None, keep=None):
+def scaled_dot_product_attention_vjp(
+    g, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, keep=None
+):
     """(dq, dk, dv, None) for the upstream gradient g (..., Lq, Ev)."""
     q, k, v, g = _f(q), _f(k), _f(v), _f(g)
     s, sc = _scores(q, k, attn_mask, is_causal, scale)

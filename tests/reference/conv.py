@@ -74,7 +74,9 @@ def _grad_weight(x, gy, wshape_c, taps_h, taps_w):
     gwc = np.zeros(wshape_c)
     for p, q, k in taps_h:
         for pw, qw, kw in taps_w:
-            gwc[:, :, :, k, kw] += np.einsum("ngo,ngc->goc", gyg[:, :, :, p, pw], xg[:, :, :, q, qw])
+            gwc[:, :, :, k, kw] += np.einsum(
+                "ngo,ngc->goc", gyg[:, :, :, p, pw], xg[:, :, :, q, qw]
+            )
     return gwc
 
 
@@ -156,15 +158,17 @@ def _transpose_geometry(x, w, stride, padding, output_padding, dilation):
     return th, tw, (oh, ow)
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1) -> np.ndarray:
+def conv_transpose2d(
+    x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> np.ndarray:
     """torch.nn.functional.conv_transpose2d: weight (C, O/groups, kh, kw)."""
     th, tw, out = _transpose_geometry(x, w, stride, padding, output_padding, dilation)
     return _bias(_forward(x, _canonical(w, groups, True), th, tw, out), b)
 
 
-def conv_transpose2d_vjp(gy, x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
-                         dilation=1):
+def conv_transpose2d_vjp(
+    gy, x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     th, tw, _ = _transpose_geometry(x, w, stride, padding, output_padding, dilation)
     wc = _canonical(w, groups, True)
     gx = _grad_input(gy, wc, th, tw, x.shape[2:])
@@ -201,14 +205,37 @@ def _general_geometry(x, w, stride, pad_lo, pad_hi, dilation, input_dilation, fl
     return th, tw, (oh, ow)
 
 
-def conv_general(x, w, b=None, stride=1, pad_lo=0, pad_hi=0, dilation=1, input_dilation=1,
-                 groups=1, flip=False, wtrans=False) -> np.ndarray:
+def conv_general(
+    x,
+    w,
+    b=None,
+    stride=1,
+    pad_lo=0,
+    pad_hi=0,
+    dilation=1,
+    input_dilation=1,
+    groups=1,
+    flip=False,
+    wtrans=False,
+) -> np.ndarray:
     th, tw, out = _general_geometry(x, w, stride, pad_lo, pad_hi, dilation, input_dilation, flip)
     return _bias(_forward(x, _canonical(w, groups, wtrans), th, tw, out), b)
 
 
-def conv_general_vjp(gy, x, w, b=None, stride=1, pad_lo=0, pad_hi=0, dilation=1,
-                     input_dilation=1, groups=1, flip=False, wtrans=False):
+def conv_general_vjp(
+    gy,
+    x,
+    w,
+    b=None,
+    stride=1,
+    pad_lo=0,
+    pad_hi=0,
+    dilation=1,
+    input_dilation=1,
+    groups=1,
+    flip=False,
+    wtrans=False,
+):
     th, tw, _ = _general_geometry(x, w, stride, pad_lo, pad_hi, dilation, input_dilation, flip)
     wc = _canonical(w, groups, wtrans)
     gx = _grad_input(gy, wc, th, tw, x.shape[2:])
@@ -223,13 +250,28 @@ def conv_general_vjp(gy, x, w, b=None, stride=1, pad_lo=0, pad_hi=0, dilation=1,
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
     """torch.nn.functional.conv1d as the height-1 case of conv2d."""
     pad = padding if isinstance(padding, str) else (0, int(np.ravel([padding])[0]))
-    y = conv2d(x[:, :, None, :], w[:, :, None, :], b, (1, pair(stride)[0]), pad,
-               (1, pair(dilation)[0]), groups)
+    y = conv2d(
+        x[:, :, None, :],
+        w[:, :, None, :],
+        b,
+        (1, pair(stride)[0]),
+        pad,
+        (1, pair(dilation)[0]),
+        groups,
+    )
     return y[:, :, 0, :]
 
 
 def conv1d_vjp(gy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     pad = padding if isinstance(padding, str) else (0, int(np.ravel([padding])[0]))
-    gx, gw, gb = conv2d_vjp(gy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], b,
-                            (1, pair(stride)[0]), pad, (1, pair(dilation)[0]), groups)
+    gx, gw, gb = conv2d_vjp(
+        gy[:, :, None, :],
+        x[:, :, None, :],
+        w[:, :, None, :],
+        b,
+        (1, pair(stride)[0]),
+        pad,
+        (1, pair(dilation)[0]),
+        groups,
+    )
     return gx[:, :, 0, :], gw[:, :, 0, :], gb

@@ -215,8 +215,9 @@ def _layout(x, batch_first):
     return np.swapaxes(x, 0, 1) if batch_first else x
 
 
-def rnn(mode, x, h0, c0, weights, num_layers=1, bidirectional=False, batch_first=False,
-        lengths=None):
+def rnn(
+    mode, x, h0, c0, weights, num_layers=1, bidirectional=False, batch_first=False, lengths=None
+):
     """Stacked (bi)directional LSTM ('lstm') or GRU ('gru') like torch.nn.LSTM / GRU.
 
     x (T, N, I) or (N, T, I) if batch_first; h0, c0 (L*D, N, H) (c0 ignored for GRU);
@@ -229,7 +230,7 @@ def rnn(mode, x, h0, c0, weights, num_layers=1, bidirectional=False, batch_first
         outs = []
         for d in range(D):
             k = layer * D + d
-            w = weights[4 * k: 4 * k + 4]
+            w = weights[4 * k : 4 * k + 4]
             if mode == "lstm":
                 y, h, c = lstm_layer(inp, h0[k], c0[k], w, d == 1, lengths)
                 cs.append(c)
@@ -242,8 +243,18 @@ def rnn(mode, x, h0, c0, weights, num_layers=1, bidirectional=False, batch_first
     return y, np.stack(hs), (np.stack(cs) if mode == "lstm" else None)
 
 
-def rnn_vjp(mode, grads, x, h0, c0, weights, num_layers=1, bidirectional=False,
-            batch_first=False, lengths=None):
+def rnn_vjp(
+    mode,
+    grads,
+    x,
+    h0,
+    c0,
+    weights,
+    num_layers=1,
+    bidirectional=False,
+    batch_first=False,
+    lengths=None,
+):
     """Adjoint of rnn: grads = (dy, dh_n, dc_n) (None = 0) -> (dx, dh0, dc0, dweights)."""
     dy, dh_n, dc_n = grads
     D = 2 if bidirectional else 1
@@ -252,7 +263,7 @@ def rnn_vjp(mode, grads, x, h0, c0, weights, num_layers=1, bidirectional=False,
         outs = []
         for d in range(D):
             k = layer * D + d
-            w = weights[4 * k: 4 * k + 4]
+            w = weights[4 * k : 4 * k + 4]
             if mode == "lstm":
                 outs.append(lstm_layer(inputs[-1], h0[k], c0[k], w, d == 1, lengths)[0])
             else:
@@ -267,17 +278,18 @@ def rnn_vjp(mode, grads, x, h0, c0, weights, num_layers=1, bidirectional=False,
         gin = np.zeros_like(inputs[layer])
         for d in range(D):
             k = layer * D + d
-            w = weights[4 * k: 4 * k + 4]
-            gy = g[..., d * H: (d + 1) * H]
+            w = weights[4 * k : 4 * k + 4]
+            gy = g[..., d * H : (d + 1) * H]
             ghn = None if dh_n is None else dh_n[k]
             if mode == "lstm":
                 gcn = None if dc_n is None else dc_n[k]
-                gx, dh0[k], dc0[k], gw = lstm_layer_vjp(gy, ghn, gcn, inputs[layer], h0[k], c0[k],
-                                                        w, d == 1, lengths)
+                gx, dh0[k], dc0[k], gw = lstm_layer_vjp(
+                    gy, ghn, gcn, inputs[layer], h0[k], c0[k], w, d == 1, lengths
+                )
             else:
                 gx, dh0[k], gw = gru_layer_vjp(gy, ghn, inputs[layer], h0[k], w, d == 1, lengths)
             gin += gx
-            dweights[4 * k: 4 * k + 4] = gw
+            dweights[4 * k : 4 * k + 4] = gw
         g = gin
     dx = np.swapaxes(g, 0, 1) if batch_first else g
     return dx, dh0, (dc0 if mode == "lstm" else None), dweights

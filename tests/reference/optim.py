@@ -24,8 +24,9 @@ def trajectory(step_fn: Callable, p0: np.ndarray, grad_fn: Callable, n: int, **h
     return out
 
 
-def sgd_step(p, g, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-             maximize=False):
+def sgd_step(
+    p, g, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+):
     # torch.optim.SGD docs: g <- -g if maximize; g <- g + wd*p; b_1 = g, b_t = mu b_{t-1} +
     # (1 - tau) g; g <- g + mu b_t (nesterov) or b_t; p <- p - lr g
     g = -g if maximize else g
@@ -38,8 +39,18 @@ def sgd_step(p, g, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     return p - lr * g, state
 
 
-def adam_step(p, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-              amsgrad=False, maximize=False, decoupled=False):
+def adam_step(
+    p,
+    g,
+    state,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    maximize=False,
+    decoupled=False,
+):
     # Kingma & Ba (2015), Algorithm 1, with torch's eps placement (eps added to sqrt(v_hat))
     # and AMSGrad (Reddi et al., 2018) on the bias-corrected second moment, as torch does.
     b1, b2 = betas
@@ -58,14 +69,32 @@ def adam_step(p, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
     return p, {"t": t, "m": m, "v": v, "vmax": vmax}
 
 
-def adamw_step(p, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-               amsgrad=False, maximize=False):
-    return adam_step(p, g, state, lr, betas, eps, weight_decay, amsgrad, maximize,
-                     decoupled=True)
+def adamw_step(
+    p,
+    g,
+    state,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=1e-2,
+    amsgrad=False,
+    maximize=False,
+):
+    return adam_step(p, g, state, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=True)
 
 
-def rmsprop_step(p, g, state, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, maximize=False):
+def rmsprop_step(
+    p,
+    g,
+    state,
+    lr=1e-2,
+    alpha=0.99,
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum=0.0,
+    centered=False,
+    maximize=False,
+):
     # torch.optim.RMSprop docs: v = alpha v + (1 - alpha) g^2; centered: v~ = v - (g_avg)^2
     g = -g if maximize else g
     if weight_decay:
@@ -83,8 +112,17 @@ def rmsprop_step(p, g, state, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, m
     return p, {"v": v, "ga": ga, "b": b}
 
 
-def adagrad_step(p, g, state, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, maximize=False):
+def adagrad_step(
+    p,
+    g,
+    state,
+    lr=1e-2,
+    lr_decay=0.0,
+    weight_decay=0.0,
+    initial_accumulator_value=0.0,
+    eps=1e-10,
+    maximize=False,
+):
     # Duchi et al. (2011) with torch's learning-rate decay: lr_t = lr / (1 + (t - 1) lr_decay)
     g = -g if maximize else g
     t = state.get("t", 0) + 1
@@ -116,12 +154,14 @@ def cosine_lr(base, epoch, T_max, eta_min=0.0):
 
 
 def linear_lr(base, epoch, start_factor=1 / 3, end_factor=1.0, total_iters=5):
-    return base * (start_factor + (end_factor - start_factor) * min(epoch, total_iters)
-                   / total_iters)
+    return base * (
+        start_factor + (end_factor - start_factor) * min(epoch, total_iters) / total_iters
+    )
 
 
-def one_cycle_lr(step, max_lr, total_steps, pct_start=0.3, div_factor=25.0,
-                 final_div_factor=1e4, anneal="cos"):
+def one_cycle_lr(
+    step, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal="cos"
+):
     """The two-phase 1cycle policy (Smith & Topin): initial -> max over pct_start*total-1
     steps, then max -> min until total-1."""
     initial = max_lr / div_factor

@@ -23,9 +23,8 @@ inline __m512 exp_ps(__m512 x) {
   const __m512 hi = _mm512_set1_ps(88.72283f);
   const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ);
   const __m512 xc = _mm512_max_ps(lo, _mm512_min_ps(hi, x));  // NaN passes through
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   // exp(r) = 1 + r + r^2 * (1/2 + r/6 + ...): minimax coefficients on [-ln2/2, ln2/2].

@@ -39,6 +39,7 @@ struct V256 {
   static R select_lt(R a, R b, R x, R y) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
   }
+  static R recip(R d) { return _mm256_div_ps(_mm256_set1_ps(1.0f), d); }
   static R copysign(R mag, R sgn) {
     const R s = _mm256_set1_ps(-0.0f);
     return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sgn));

@@ -43,6 +43,7 @@ struct V512 {
   static R select_lt(R a, R b, R x, R y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
   }
+  static R recip(R d) { return _mm512_div_ps(_mm512_set1_ps(1.0f), d); }
   static R copysign(R mag, R sgn) {
     const __m512i s = _mm512_set1_epi32(static_cast<int>(0x80000000u));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(s, _mm512_castps_si512(mag)),

@@ -33,6 +33,7 @@ struct ScalarBase {
   static R max(R a, R b) { return a > b ? a : b; }
   static R abs(R a) { return std::fabs(a); }
   static R select_lt(R a, R b, R x, R y) { return a < b ? x : y; }
+  static R recip(R d) { return T(1) / d; }
   static R copysign(R mag, R sgn) { return std::copysign(mag, sgn); }
 };
 

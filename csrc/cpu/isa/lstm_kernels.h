@@ -8,9 +8,10 @@
 // ISA's flags and kept out of reach of the linker's ODR merging.
 //
 // Row contracts (all arrays row-major, hidden index j in [0, H)):
-//   lstm_fwd(H, g, c_prev, c, h, y)
-//     g: 4H pre-activations [i | f | g | o] (torch's order), overwritten with the
-//        activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o) (saved for backward).
+//   lstm_fwd(H, g, b, c_prev, c, h, y)
+//     g: 4H pre-activations [i | f | g | o] (torch's order) to which b (4H, may be
+//        null) is added, overwritten with the activations sigmoid(i), sigmoid(f),
+//        tanh(g), sigmoid(o) (saved for backward).
 //     c = f*c_prev + i*g and h = o*tanh(c) are written (overwrite); y (may be null)
 //     gets a second copy of h. c may not alias c_prev.
 //   lstm_bwd(H, g, c, c_prev, dy, dh, dc, dg)
@@ -38,7 +39,7 @@ namespace pyengine::cpu::rnn_detail {
 
 template <typename T>
 struct RnnKernels {
-  void (*lstm_fwd)(int64_t H, T* g, const T* c_prev, T* c, T* h, T* y);
+  void (*lstm_fwd)(int64_t H, T* g, const T* b, const T* c_prev, T* c, T* h, T* y);
   void (*lstm_bwd)(int64_t H, const T* g, const T* c, const T* c_prev, const T* dy, T* dh, T* dc,
                    T* dg);
   void (*gru_fwd)(int64_t H, T* gi, const T* gh, const T* h_prev, T* hn, T* h, T* y);

@@ -8,9 +8,9 @@
 // A policy V provides: T (element), R (register), W (lanes); set1, loadu,
 // load_part(p, n) (lanes >= n read as 0), storeu, store_part(p, v, n); add, sub,
 // mul, div, fma(a, b, c) = a*b + c, fnma(a, b, c) = c - a*b, min, max, abs;
-// select_lt(a, b, x, y) = a < b ? x : y; copysign(mag, sgn); and the functions
-// exp, sigmoid, tanh (float policies forward them to vexp / vsigmoid / vtanh below;
-// the float64 policy uses the C library).
+// select_lt(a, b, x, y) = a < b ? x : y; recip(d) = 1/d; copysign(mag, sgn); and the
+// functions exp, sigmoid, tanh (float policies forward them to vexp / vsigmoid / vtanh below; the
+// float64 policy uses the C library).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -44,12 +44,12 @@ typename V::R vexp(typename V::R x) {
   return V::mul(p, V::pow2(n));
 }
 
-// sigmoid(x) = 1 / (1 + e^-x): exp's ~1 ulp, one rounded add, one division.
+// sigmoid(x) = 1 / (1 + e^-x): exp's ~1 ulp, one rounded add, one reciprocal.
 template <class V>
 typename V::R vsigmoid(typename V::R x) {
   using T = typename V::T;
   const auto one = V::set1(T(1));
-  return V::div(one, V::add(one, vexp<V>(V::sub(V::set1(T(0)), x))));
+  return V::recip(V::add(one, vexp<V>(V::sub(V::set1(T(0)), x))));
 }
 
 // tanh(x) = sign(x) * tanh(|x|). For |x| < 0.4 the odd Taylor series to x^13
@@ -61,17 +61,22 @@ typename V::R vtanh(typename V::R x) {
   using T = typename V::T;
   const auto one = V::set1(T(1));
   const auto a = V::abs(x);
-  const auto e = vexp<V>(V::mul(a, V::set1(T(-2))));
-  const auto big = V::div(V::sub(one, e), V::add(one, e));
-  const auto s = V::mul(a, a);
-  auto p = V::set1(T(21844.0f / 6081075.0f));
-  p = V::fma(p, s, V::set1(T(-1382.0f / 155925.0f)));
-  p = V::fma(p, s, V::set1(T(62.0f / 2835.0f)));
-  p = V::fma(p, s, V::set1(T(-17.0f / 315.0f)));
-  p = V::fma(p, s, V::set1(T(2.0f / 15.0f)));
-  p = V::fma(p, s, V::set1(T(-1.0f / 3.0f)));
-  const auto small = V::fma(V::mul(p, s), a, a);
-  return V::copysign(V::select_lt(a, V::set1(T(0.4f)), small, big), x);
+  const auto cut = V::set1(T(0.4f));
+  auto big = [&] {
+    const auto e = vexp<V>(V::mul(a, V::set1(T(-2))));
+    return V::mul(V::sub(one, e), V::recip(V::add(one, e)));
+  };
+  auto small = [&] {
+    const auto s = V::mul(a, a);
+    auto p = V::set1(T(21844.0f / 6081075.0f));
+    p = V::fma(p, s, V::set1(T(-1382.0f / 155925.0f)));
+    p = V::fma(p, s, V::set1(T(62.0f / 2835.0f)));
+    p = V::fma(p, s, V::set1(T(-17.0f / 315.0f)));
+    p = V::fma(p, s, V::set1(T(2.0f / 15.0f)));
+    p = V::fma(p, s, V::set1(T(-1.0f / 3.0f)));
+    return V::fma(V::mul(p, s), a, a);
+  };
+  return V::copysign(V::select_lt(a, cut, small(), big()), x);
 }
 
 // ---- row kernels -------------------------------------------------------------
@@ -99,13 +104,18 @@ inline void for_blocks(int64_t H, F&& f) {
 }
 
 template <class V>
-void lstm_fwd_row(int64_t H, typename V::T* g, const typename V::T* c_prev, typename V::T* c,
-                  typename V::T* h, typename V::T* y) {
+void lstm_fwd_row(int64_t H, typename V::T* g, const typename V::T* bias,
+                  const typename V::T* c_prev, typename V::T* c, typename V::T* h,
+                  typename V::T* y) {
   for_blocks<V>(H, [&](const Block<V>& b) {
-    const auto gi = V::sigmoid(b.ld(g));
-    const auto gf = V::sigmoid(b.ld(g + H));
-    const auto gg = V::tanh(b.ld(g + 2 * H));
-    const auto go = V::sigmoid(b.ld(g + 3 * H));
+    auto pre = [&](int64_t q) {
+      const auto a = b.ld(g + q * H);
+      return bias ? V::add(a, b.ld(bias + q * H)) : a;
+    };
+    const auto gi = V::sigmoid(pre(0));
+    const auto gf = V::sigmoid(pre(1));
+    const auto gg = V::tanh(pre(2));
+    const auto go = V::sigmoid(pre(3));
     b.st(g, gi);
     b.st(g + H, gf);
     b.st(g + 2 * H, gg);

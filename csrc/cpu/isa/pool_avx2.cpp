@@ -28,7 +28,8 @@ struct F32x8 {
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V div(V a, V b) { return _mm256_div_ps(a, b); }
   static M take(V val, V best) {
-    return _mm256_or_ps(_mm256_cmp_ps(val, best, _CMP_GT_OQ), _mm256_cmp_ps(val, val, _CMP_UNORD_Q));
+    return _mm256_or_ps(_mm256_cmp_ps(val, best, _CMP_GT_OQ),
+                        _mm256_cmp_ps(val, val, _CMP_UNORD_Q));
   }
   static V blend(M m, V a, V b) { return _mm256_blendv_ps(a, b, m); }
   static I iset1(int64_t x) { return _mm256_set1_epi32(static_cast<int32_t>(x)); }
@@ -65,6 +66,33 @@ struct F32x8 {
     lo = _mm256_permute2f128_ps(l, h, 0x20);
     hi = _mm256_permute2f128_ps(l, h, 0x31);
   }
+  static constexpr bool kTail = true;
+  using TM = __m256i;  // lanes < n are all ones
+  static TM tail_mask(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(n)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V load_tail(const float* p, TM m) { return _mm256_maskload_ps(p, m); }
+  static void store_tail(float* p, V v, TM m) { _mm256_maskstore_ps(p, m, v); }
+  static V blend_tail(TM m, V a, V b) { return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(m)); }
+  static I iload_col_tail(int64_t base, const int64_t* col, TM m) {
+    const __m256i m0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(m));
+    const __m256i m1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1));
+    const I pick = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const I a = _mm256_permutevar8x32_epi32(
+        _mm256_maskload_epi64(reinterpret_cast<const long long*>(col), m0), pick);
+    const I b = _mm256_permutevar8x32_epi32(
+        _mm256_maskload_epi64(reinterpret_cast<const long long*>(col + 4), m1), pick);
+    return _mm256_add_epi32(iset1(base), _mm256_permute2x128_si256(a, b, 0x20));
+  }
+  static void istore_tail(int64_t* p, I v, TM m) {
+    _mm256_maskstore_epi64(reinterpret_cast<long long*>(p),
+                           _mm256_cvtepi32_epi64(_mm256_castsi256_si128(m)),
+                           _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+    _mm256_maskstore_epi64(reinterpret_cast<long long*>(p + 4),
+                           _mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1)),
+                           _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+  }
 };
 
 struct F64x4 {
@@ -79,7 +107,8 @@ struct F64x4 {
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
   static V div(V a, V b) { return _mm256_div_pd(a, b); }
   static M take(V val, V best) {
-    return _mm256_or_pd(_mm256_cmp_pd(val, best, _CMP_GT_OQ), _mm256_cmp_pd(val, val, _CMP_UNORD_Q));
+    return _mm256_or_pd(_mm256_cmp_pd(val, best, _CMP_GT_OQ),
+                        _mm256_cmp_pd(val, val, _CMP_UNORD_Q));
   }
   static V blend(M m, V a, V b) { return _mm256_blendv_pd(a, b, m); }
   static I iset1(int64_t x) { return _mm256_set1_epi64x(x); }
@@ -101,6 +130,21 @@ struct F64x4 {
     const V h = _mm256_unpackhi_pd(even, odd);  // e1 o1 e3 o3
     lo = _mm256_permute2f128_pd(l, h, 0x20);
     hi = _mm256_permute2f128_pd(l, h, 0x31);
+  }
+  static constexpr bool kTail = true;
+  using TM = __m256i;  // lanes < n are all ones
+  static TM tail_mask(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V load_tail(const double* p, TM m) { return _mm256_maskload_pd(p, m); }
+  static void store_tail(double* p, V v, TM m) { _mm256_maskstore_pd(p, m, v); }
+  static V blend_tail(TM m, V a, V b) { return _mm256_blendv_pd(a, b, _mm256_castsi256_pd(m)); }
+  static I iload_col_tail(int64_t base, const int64_t* col, TM m) {
+    return _mm256_add_epi64(iset1(base),
+                            _mm256_maskload_epi64(reinterpret_cast<const long long*>(col), m));
+  }
+  static void istore_tail(int64_t* p, I v, TM m) {
+    _mm256_maskstore_epi64(reinterpret_cast<long long*>(p), m, v);
   }
 };
 

@@ -63,6 +63,21 @@ struct F32x16 {
     lo = _mm512_permutex2var_ps(even, il, odd);
     hi = _mm512_permutex2var_ps(even, ih, odd);
   }
+  static constexpr bool kTail = true;
+  using TM = __mmask16;
+  static TM tail_mask(int64_t n) { return static_cast<TM>((1u << n) - 1); }
+  static V load_tail(const float* p, TM m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_tail(float* p, V v, TM m) { _mm512_mask_storeu_ps(p, m, v); }
+  static V blend_tail(TM m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
+  static I iload_col_tail(int64_t base, const int64_t* col, TM m) {
+    const __m256i lo = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(m & 0xff, col));
+    const __m256i hi = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(m >> 8, col + 8));
+    return _mm512_add_epi32(iset1(base), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+  }
+  static void istore_tail(int64_t* p, I v, TM m) {
+    _mm512_mask_storeu_epi64(p, m & 0xff, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+    _mm512_mask_storeu_epi64(p + 8, m >> 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+  }
 };
 
 struct F64x8 {
@@ -99,6 +114,16 @@ struct F64x8 {
     lo = _mm512_permutex2var_pd(even, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), odd);
     hi = _mm512_permutex2var_pd(even, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), odd);
   }
+  static constexpr bool kTail = true;
+  using TM = __mmask8;
+  static TM tail_mask(int64_t n) { return static_cast<TM>((1u << n) - 1); }
+  static V load_tail(const double* p, TM m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store_tail(double* p, V v, TM m) { _mm512_mask_storeu_pd(p, m, v); }
+  static V blend_tail(TM m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
+  static I iload_col_tail(int64_t base, const int64_t* col, TM m) {
+    return _mm512_add_epi64(iset1(base), _mm512_maskz_loadu_epi64(m, col));
+  }
+  static void istore_tail(int64_t* p, I v, TM m) { _mm512_mask_storeu_epi64(p, m, v); }
 };
 
 }  // namespace

@@ -81,4 +81,117 @@ inline void split_range(int64_t n, int id, int size, int64_t& begin, int64_t& en
 // Chunk length of float accumulations before they are added into a double.
 constexpr int64_t kSumChunk = 1024;
 
+// Two kinds of reductions. stream_sum* walk memory in order with one vector accumulator: for
+// the first pass over data coming from DRAM, where a sequential stream keeps the hardware
+// prefetcher ahead and the adds hide behind the loads (measured: 4 interleaved streams per
+// 3 KB row cost 30% of bandwidth). lane_sum* run four independent accumulators over the
+// four quarters of each chunk, for data already in L1 / L2, where one accumulator would
+// make the sum latency-bound.
+
+// sum_{i < n} f(i), sequential
+template <typename T, typename F>
+inline double stream_sum(int64_t n, F f) {
+  double total = 0;
+  for (int64_t c0 = 0; c0 < n; c0 += kSumChunk) {
+    const int64_t len = std::min(kSumChunk, n - c0);
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = c0; i < c0 + len; ++i) s += f(i);
+    total += static_cast<double>(s);
+  }
+  return total;
+}
+
+// (sum f0, sum f1) added into s0, s1, sequential
+template <typename T, typename F0, typename F1>
+inline void stream_sum2(int64_t n, F0 f0, F1 f1, double& s0, double& s1) {
+  for (int64_t c0 = 0; c0 < n; c0 += kSumChunk) {
+    const int64_t len = std::min(kSumChunk, n - c0);
+    T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = c0; i < c0 + len; ++i) {
+      a += f0(i);
+      b += f1(i);
+    }
+    s0 += static_cast<double>(a);
+    s1 += static_cast<double>(b);
+  }
+}
+
+// Reductions run four independent vector accumulators over the four quarters of each chunk,
+// so consecutive vector adds do not wait on one another (one accumulator would make a sum
+// latency-bound); each lane sums at most kSumChunk / (4 * vector width) terms in T before the
+// chunk is added into a double.
+
+// sum_{i < n} f(i)
+template <typename T, typename F>
+inline double lane_sum(int64_t n, F f) {
+  double total = 0;
+  for (int64_t c0 = 0; c0 < n; c0 += kSumChunk) {
+    const int64_t len = std::min(kSumChunk, n - c0), q = len / 4;
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t i = c0; i < c0 + q; ++i) {
+      s0 += f(i);
+      s1 += f(i + q);
+      s2 += f(i + 2 * q);
+      s3 += f(i + 3 * q);
+    }
+    for (int64_t i = c0 + 4 * q; i < c0 + len; ++i) s0 += f(i);
+    total += static_cast<double>((s0 + s1) + (s2 + s3));
+  }
+  return total;
+}
+
+// (sum_{i < n} f0(i), sum_{i < n} f1(i)) in one pass, added into s0 and s1
+template <typename T, typename F0, typename F1>
+inline void lane_sum2(int64_t n, F0 f0, F1 f1, double& s0, double& s1) {
+  for (int64_t c0 = 0; c0 < n; c0 += kSumChunk) {
+    const int64_t len = std::min(kSumChunk, n - c0), q = len / 4;
+    T a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
+    for (int64_t i = c0; i < c0 + q; ++i) {
+      a0 += f0(i);
+      a1 += f0(i + q);
+      a2 += f0(i + 2 * q);
+      a3 += f0(i + 3 * q);
+      b0 += f1(i);
+      b1 += f1(i + q);
+      b2 += f1(i + 2 * q);
+      b3 += f1(i + 3 * q);
+    }
+    for (int64_t i = c0 + 4 * q; i < c0 + len; ++i) {
+      a0 += f0(i);
+      b0 += f1(i);
+    }
+    s0 += static_cast<double>((a0 + a1) + (a2 + a3));
+    s1 += static_cast<double>((b0 + b1) + (b2 + b3));
+  }
+}
+
+// Row kernels read a row from DRAM once, then work on it in L1 for a pass or two, during which
+// the hardware prefetcher sees no traffic. So each row first asks for the row `ahead` rows
+// later (about 6 KB ahead; measured on Zen 5: layer_norm forward 8192x768 goes from 2.1 to
+// 1.6 ms on one core). Rows longer than 16 KB stream well enough on their own.
+template <typename T>
+inline int64_t rows_ahead(int64_t n) {
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  if (bytes == 0 || bytes > 16384) return 0;
+  return std::max<int64_t>(1, std::min<int64_t>(8, 6144 / bytes));
+}
+
+template <typename T>
+inline void prefetch_row(const T* p, int64_t n) {
+  constexpr int64_t kPerLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < n; i += kPerLine) __builtin_prefetch(p + i, 0, 3);
+}
+
+// The same for a row about to be written: fetched for ownership ahead of the stores, so they
+// do not stall the store buffer on read-for-ownership misses.
+template <typename T>
+inline void prefetch_row_w(T* p, int64_t n) {
+  constexpr int64_t kPerLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < n; i += kPerLine) __builtin_prefetch(p + i, 1, 3);
+}
+
 }  // namespace

@@ -23,8 +23,23 @@ namespace {
 // ln 2 is split in two parts (Cody-Waite) so r is exact. Inputs below -87.3 give 0 (torch
 // gives a denormal there); inputs above 88 saturate at exp(88) (softmax only sees x - max <= 0).
 // NaN propagates.
+// c ? a : b on the bits, so the select is arithmetic rather than control flow and the loops
+// that use it vectorize on SSE2 / AVX2 as well (GCC does not if-convert float selects there
+// under the default -ftrapping-math). NaN in b passes through when c is false.
+inline float select_bits(bool c, float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, sizeof ia);
+  std::memcpy(&ib, &b, sizeof ib);
+  const int32_t m = -static_cast<int32_t>(c);
+  const int32_t r = (ia & m) | (ib & ~m);
+  float f;
+  std::memcpy(&f, &r, sizeof f);
+  return f;
+}
+
 inline float exp_f32(float x) {
-  const float xc = std::min(std::max(x, -87.3f), 88.0f);
+  float xc = select_bits(x < -87.3f, -87.3f, x);  // also maps -inf to -87.3 (then to 0 below)
+  xc = select_bits(xc > 88.0f, 88.0f, xc);
   const float t = xc * 1.44269504088896341f;
   const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick)
   const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -35,10 +50,11 @@ inline float exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const int32_t keep = -static_cast<int32_t>(x >= -87.3f);  // all ones, or 0 below -87.3
+  const int32_t bits = ((static_cast<int32_t>(n) + 127) << 23) & keep;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return x < -87.3f ? 0.0f : p * scale;
+  return p * scale;  // NaN * 0 is still NaN
 }
 
 template <typename T>
@@ -60,7 +76,7 @@ template <typename T>
 void softmax_row(const T* x, T* y, int64_t n, bool log) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;  // vectorizes (std::max does not)
   double s = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kSumChunk) {
     const int64_t len = std::min(kSumChunk, n - i0);
@@ -100,7 +116,7 @@ void softmax_block(const T* x, T* y, int64_t dim, int64_t inner, int64_t w, bool
   for (int64_t c = 0; c < dim; ++c) {
     const T* xc = x + c * inner;
 #pragma omp simd
-    for (int64_t j = 0; j < w; ++j) m[j] = std::max(m[j], xc[j]);
+    for (int64_t j = 0; j < w; ++j) m[j] = xc[j] > m[j] ? xc[j] : m[j];
   }
   for (int64_t c = 0; c < dim; ++c) {
     const T* xc = x + c * inner;
@@ -140,8 +156,15 @@ void softmax_forward(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y
   if (outer == 0 || dim == 0 || inner == 0) return;
   if (inner == 1) {
     const int nt = threads_for(outer * dim * 4, outer);
+    const int64_t ahead = rows_ahead<T>(dim);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t o = 0; o < outer; ++o) softmax_row(x + o * dim, y + o * dim, dim, log);
+    for (int64_t o = 0; o < outer; ++o) {
+      if (ahead && o + ahead < outer) {
+        prefetch_row(x + (o + ahead) * dim, dim);
+        prefetch_row_w(y + (o + ahead) * dim, dim);
+      }
+      softmax_row(x + o * dim, y + o * dim, dim, log);
+    }
     return;
   }
   const int64_t nb = (inner + kBlock - 1) / kBlock;
@@ -217,9 +240,16 @@ void softmax_backward(int64_t outer, int64_t dim, int64_t inner, const T* y, con
   if (outer == 0 || dim == 0 || inner == 0) return;
   if (inner == 1) {
     const int nt = threads_for(outer * dim * 3, outer);
+    const int64_t ahead = rows_ahead<T>(2 * dim);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t o = 0; o < outer; ++o)
+    for (int64_t o = 0; o < outer; ++o) {
+      if (ahead && o + ahead < outer) {
+        prefetch_row(y + (o + ahead) * dim, dim);
+        prefetch_row(g + (o + ahead) * dim, dim);
+        prefetch_row_w(d + (o + ahead) * dim, dim);
+      }
       softmax_backward_row(y + o * dim, g + o * dim, d + o * dim, dim, log);
+    }
     return;
   }
   const int64_t nb = (inner + kBlock - 1) / kBlock;
@@ -257,7 +287,12 @@ void ce_sample(const CrossEntropy<T>& a, int64_t n, int64_t d, double wsum) {
     }
   }
   T m = -std::numeric_limits<T>::infinity();
-  for (int64_t c = 0; c < C; ++c) m = std::max(m, x[c * cs]);
+  if (cs == 1) {
+#pragma omp simd reduction(max : m)
+    for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
+  } else {
+    for (int64_t c = 0; c < C; ++c) m = x[c * cs] > m ? x[c * cs] : m;
+  }
   double s = 0;
   if (cs == 1) {
     for (int64_t i0 = 0; i0 < C; i0 += kSumChunk) {
@@ -344,8 +379,15 @@ void cross_entropy(const CrossEntropy<T>& a) {
     for (int64_t c = 0; c < a.C; ++c) wsum += a.weight[c];
   }
   const int nt = threads_for(samples * a.C * 4, samples);
+  const int64_t ahead = a.D == 1 ? rows_ahead<T>(a.C) : 0;
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t s = 0; s < samples; ++s) ce_sample(a, s / a.D, s % a.D, wsum);
+  for (int64_t s = 0; s < samples; ++s) {
+    if (ahead && s + ahead < samples) {
+      prefetch_row(a.x + (s + ahead) * a.C, a.C);
+      if (a.dlogits) prefetch_row_w(a.dlogits + (s + ahead) * a.C, a.C);
+    }
+    ce_sample(a, s / a.D, s % a.D, wsum);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,386 @@
+// The generalized 2-D convolution on CUDA: implicit GEMM (contract in cuda/conv.h).
+//
+// Forward, per group g: Y_g (Og x N*OH*OW) = W_g (Og x Cg*KH*KW) * cols_g, where column
+// j = (n, oh, ow) and row k = (c, kh, kw) of cols_g is the input element that tap k of
+// output j reads (0 for padding and for the zeros of input dilation). A block computes a
+// 64 x 64 tile of Y_g; each K step gathers a 16-deep slice of W_g and of cols_g into shared
+// memory, then every thread accumulates a 4 x 4 sub-tile whose rows / columns are 16 apart
+// (so shared-memory reads are conflict-free and global stores are coalesced along j).
+// grad-weight: GW_g (Og x Cg*KH*KW) = GY_g (Og x N*OH*OW) * cols_g^T with the same tiles,
+// the long reduction over j split across blocks and summed with atomicAdd.
+// grad-input: the forward of conv_adjoint(p). grad-bias: one block per channel.
+//
+// The tile loads and the multiply-accumulate are __host__ __device__ functions of the
+// thread index, so a host program can run a block's threads phase by phase and check the
+// indexing without a GPU (the project's CI has none).
+#include <algorithm>
+#include <cstdint>
+
+#include "common.cuh"
+#include "conv.h"
+
+#define PE_HD __host__ __device__ __forceinline__
+
+namespace pyengine::cuda {
+
+int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_lo, int64_t pad_hi,
+                      int64_t kdil, int64_t idil) {
+  const int64_t span = (in - 1) * idil + 1 + pad_lo + pad_hi;
+  const int64_t kext = (k - 1) * kdil + 1;
+  if (in <= 0 || span < kext) return -1;
+  return (span - kext) / stride + 1;
+}
+
+int64_t ConvParams::OH() const {
+  return conv_out_size(H, KH, stride[0], pad_lo[0], pad_hi[0], kdil[0], idil[0]);
+}
+int64_t ConvParams::OW() const {
+  return conv_out_size(W, KW, stride[1], pad_lo[1], pad_hi[1], kdil[1], idil[1]);
+}
+
+ConvParams conv_adjoint(const ConvParams& p) {
+  ConvParams a = p;
+  a.C = p.O;
+  a.O = p.C;
+  a.H = p.OH();
+  a.W = p.OW();
+  a.flip = !p.flip;
+  a.wtrans = !p.wtrans;
+  const int64_t in[2] = {p.H, p.W}, out[2] = {a.H, a.W}, k[2] = {p.KH, p.KW};
+  for (int d = 0; d < 2; ++d) {
+    const int64_t kext = (k[d] - 1) * p.kdil[d];
+    a.stride[d] = p.idil[d];
+    a.idil[d] = p.stride[d];
+    a.pad_lo[d] = kext - p.pad_lo[d];
+    a.pad_hi[d] = (in[d] - 1) * a.stride[d] + kext - (out[d] - 1) * a.idil[d] - a.pad_lo[d];
+  }
+  return a;
+}
+
+namespace conv_detail {
+
+constexpr int kThreads = 256;    // 16 x 16 threads
+constexpr int kBM = 64;          // tile rows (output channels)
+constexpr int kBN = 64;          // tile columns (output pixels, or weight taps for grad-weight)
+constexpr int kBK = 16;          // reduction slice
+constexpr int kTM = 4, kTN = 4;  // per-thread sub-tile; rows ty + 16*i, columns tx + 16*j
+
+// The problem as 32-bit fields (checked by the bindings) plus derived sizes.
+struct Geo {
+  int N, C, H, W, O, KH, KW, G, Cg, Og, OH, OW, K;  // K = Cg*KH*KW
+  int sh, sw, plh, plw, dkh, dkw, dih, diw;
+  int flip, wtrans;
+  long long NJ;  // N*OH*OW
+};
+
+inline Geo make_geo(const ConvParams& p) {
+  Geo q;
+  q.N = static_cast<int>(p.N);
+  q.C = static_cast<int>(p.C);
+  q.H = static_cast<int>(p.H);
+  q.W = static_cast<int>(p.W);
+  q.O = static_cast<int>(p.O);
+  q.KH = static_cast<int>(p.KH);
+  q.KW = static_cast<int>(p.KW);
+  q.G = static_cast<int>(p.groups);
+  q.Cg = q.C / q.G;
+  q.Og = q.O / q.G;
+  q.OH = static_cast<int>(p.OH());
+  q.OW = static_cast<int>(p.OW());
+  q.K = q.Cg * q.KH * q.KW;
+  q.sh = static_cast<int>(p.stride[0]);
+  q.sw = static_cast<int>(p.stride[1]);
+  q.plh = static_cast<int>(p.pad_lo[0]);
+  q.plw = static_cast<int>(p.pad_lo[1]);
+  q.dkh = static_cast<int>(p.kdil[0]);
+  q.dkw = static_cast<int>(p.kdil[1]);
+  q.dih = static_cast<int>(p.idil[0]);
+  q.diw = static_cast<int>(p.idil[1]);
+  q.flip = p.flip ? 1 : 0;
+  q.wtrans = p.wtrans ? 1 : 0;
+  q.NJ = static_cast<long long>(q.N) * q.OH * q.OW;
+  return q;
+}
+
+// Index of Wc(g, o, c, kh, kw) in the stored weight (k = (c*KH + kh)*KW + kw).
+PE_HD long long widx(const Geo& p, int g, int o, int k) {
+  const int kk = p.KH * p.KW;
+  const int c = k / kk;
+  int t = k - c * kk;
+  if (p.flip) t = kk - 1 - t;  // (KH-1-kh)*KW + (KW-1-kw) == KH*KW-1 - (kh*KW + kw)
+  return p.wtrans ? (static_cast<long long>(g * p.Cg + c) * p.Og + o) * kk + t
+                  : (static_cast<long long>(g * p.Og + o) * p.Cg + c) * kk + t;
+}
+
+// The element (k, j) of group g's column matrix: x at the tap, or 0.
+template <typename T>
+PE_HD T col_at(const T* x, const Geo& p, int g, int k, long long j) {
+  const int kk = p.KH * p.KW;
+  const int c = k / kk;
+  const int t = k - c * kk;
+  const int kh = t / p.KW, kw = t - (t / p.KW) * p.KW;
+  const int ohw = p.OH * p.OW;
+  const long long n = j / ohw;
+  const int r = static_cast<int>(j - n * ohw);
+  const int oh = r / p.OW, ow = r - (r / p.OW) * p.OW;
+  const int qh = oh * p.sh - p.plh + kh * p.dkh;
+  const int qw = ow * p.sw - p.plw + kw * p.dkw;
+  if (qh < 0 || qw < 0 || qh % p.dih != 0 || qw % p.diw != 0) return T(0);
+  const int ih = qh / p.dih, iw = qw / p.diw;
+  if (ih >= p.H || iw >= p.W) return T(0);
+  return x[((n * p.C + g * p.Cg + c) * p.H + ih) * p.W + iw];
+}
+
+// Index of (n, g*Og + o, oh, ow) for column j in an (N, O, OH, OW) array.
+PE_HD long long out_index(const Geo& p, int g, int o, long long j) {
+  const long long ohw = static_cast<long long>(p.OH) * p.OW;
+  const long long n = j / ohw;
+  return (n * p.O + g * p.Og + o) * ohw + (j - n * ohw);
+}
+
+// One padding element per row: the loads write down columns (neighbouring threads take
+// neighbouring k), which would otherwise hit one shared-memory bank 16 times.
+template <typename T>
+struct Tiles {
+  T a[kBK][kBM + 1];  // a[k][row]
+  T b[kBK][kBN + 1];  // b[k][col]
+};
+
+// Forward, one K slice: a = W_g[o0.., k0..], b = cols_g[k0.., j0..]; zeros outside.
+template <typename T>
+PE_HD void fwd_load(const Geo& p, const T* x, const T* w, int g, int o0, long long j0, int k0,
+                    int tid, Tiles<T>& s) {
+  for (int i = tid; i < kBM * kBK; i += kThreads) {
+    const int kk = i % kBK, r = i / kBK;  // neighbouring threads: neighbouring taps
+    const int o = o0 + r, k = k0 + kk;
+    s.a[kk][r] = (o < p.Og && k < p.K) ? w[widx(p, g, o, k)] : T(0);
+  }
+  for (int i = tid; i < kBK * kBN; i += kThreads) {
+    const int jj = i % kBN, kk = i / kBN;  // neighbouring threads: neighbouring pixels
+    const long long j = j0 + jj;
+    const int k = k0 + kk;
+    s.b[kk][jj] = (j < p.NJ && k < p.K) ? col_at(x, p, g, k, j) : T(0);
+  }
+}
+
+// grad-weight, one reduction slice [j0, j0+16) (clipped to j_end): a = GY_g[o0.., j],
+// b = cols_g[k0.., j] (as b[j][k]).
+template <typename T>
+PE_HD void gw_load(const Geo& p, const T* x, const T* gy, int g, int o0, int k0, long long j0,
+                   long long j_end, int tid, Tiles<T>& s) {
+  for (int i = tid; i < kBM * kBK; i += kThreads) {
+    const int jj = i % kBK, r = i / kBK;
+    const int o = o0 + r;
+    const long long j = j0 + jj;
+    s.a[jj][r] = (o < p.Og && j < j_end) ? gy[out_index(p, g, o, j)] : T(0);
+  }
+  for (int i = tid; i < kBK * kBN; i += kThreads) {
+    const int jj = i % kBK, c = i / kBK;
+    const int k = k0 + c;
+    const long long j = j0 + jj;
+    s.b[jj][c] = (k < p.K && j < j_end) ? col_at(x, p, g, k, j) : T(0);
+  }
+}
+
+template <typename T>
+PE_HD void tile_fma(const Tiles<T>& s, int tid, T (&acc)[kTM][kTN]) {
+  const int tx = tid % 16, ty = tid / 16;
+#pragma unroll
+  for (int kk = 0; kk < kBK; ++kk) {
+    T a[kTM], b[kTN];
+#pragma unroll
+    for (int i = 0; i < kTM; ++i) a[i] = s.a[kk][ty + 16 * i];
+#pragma unroll
+    for (int j = 0; j < kTN; ++j) b[j] = s.b[kk][tx + 16 * j];
+#pragma unroll
+    for (int i = 0; i < kTM; ++i)
+#pragma unroll
+      for (int j = 0; j < kTN; ++j) acc[i][j] += a[i] * b[j];
+  }
+}
+
+template <typename T>
+PE_HD void fwd_store(const Geo& p, const T* bias, T* y, int g, int o0, long long j0, int tid,
+                     const T (&acc)[kTM][kTN]) {
+  const int tx = tid % 16, ty = tid / 16;
+  for (int i = 0; i < kTM; ++i) {
+    const int o = o0 + ty + 16 * i;
+    if (o >= p.Og) continue;
+    const T b = bias != nullptr ? bias[g * p.Og + o] : T(0);
+    for (int j = 0; j < kTN; ++j) {
+      const long long col = j0 + tx + 16 * j;
+      if (col < p.NJ) y[out_index(p, g, o, col)] = acc[i][j] + b;
+    }
+  }
+}
+
+template <typename T>
+PE_HD void add_to(T* dst, T v) {
+#ifdef __CUDA_ARCH__
+  atomicAdd(dst, v);
+#else
+  *dst += v;  // the host emulation runs one thread at a time
+#endif
+}
+
+template <typename T>
+PE_HD void gw_store(const Geo& p, T* gw, int g, int o0, int k0, int tid, const T (&acc)[kTM][kTN]) {
+  const int tx = tid % 16, ty = tid / 16;
+  for (int i = 0; i < kTM; ++i) {
+    const int o = o0 + ty + 16 * i;
+    if (o >= p.Og) continue;
+    for (int j = 0; j < kTN; ++j) {
+      const int k = k0 + tx + 16 * j;
+      if (k < p.K) add_to(&gw[widx(p, g, o, k)], acc[i][j]);
+    }
+  }
+}
+
+// The reduction range of split `s` of `splits` over [0, NJ), in whole 16-slices.
+PE_HD void split_range(long long nj, int splits, int s, long long& lo, long long& hi) {
+  const long long slices = (nj + kBK - 1) / kBK;
+  lo = slices * s / splits * kBK;
+  hi = slices * (s + 1) / splits * kBK;
+  if (hi > nj) hi = nj;
+}
+
+// ---- kernels -------------------------------------------------------------------
+// grid (ceil(NJ/64), ceil(Og/64), G), 256 threads.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    conv_fwd_kernel(Geo p, const T* __restrict__ x, const T* __restrict__ w,
+                    const T* __restrict__ bias, T* __restrict__ y) {
+  __shared__ Tiles<T> s;
+  const int g = blockIdx.z, o0 = blockIdx.y * kBM;
+  const long long j0 = static_cast<long long>(blockIdx.x) * kBN;
+  T acc[kTM][kTN] = {};
+  for (int k0 = 0; k0 < p.K; k0 += kBK) {
+    fwd_load(p, x, w, g, o0, j0, k0, threadIdx.x, s);
+    __syncthreads();
+    tile_fma(s, threadIdx.x, acc);
+    __syncthreads();
+  }
+  fwd_store(p, bias, y, g, o0, j0, threadIdx.x, acc);
+}
+
+// grid (ceil(K/64), ceil(Og/64), G*splits), 256 threads; gw zeroed before.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    conv_gw_kernel(Geo p, int splits, const T* __restrict__ x, const T* __restrict__ gy,
+                   T* __restrict__ gw) {
+  __shared__ Tiles<T> s;
+  const int g = blockIdx.z / splits, split = blockIdx.z % splits;
+  const int o0 = blockIdx.y * kBM, k0 = blockIdx.x * kBN;
+  long long lo, hi;
+  split_range(p.NJ, splits, split, lo, hi);
+  T acc[kTM][kTN] = {};
+  for (long long j0 = lo; j0 < hi; j0 += kBK) {
+    gw_load(p, x, gy, g, o0, k0, j0, hi, threadIdx.x, s);
+    __syncthreads();
+    tile_fma(s, threadIdx.x, acc);
+    __syncthreads();
+  }
+  gw_store(p, gw, g, o0, k0, threadIdx.x, acc);
+}
+
+// grid (O), 256 threads: gb[o] = sum over n, oh, ow of gy[n, o].
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    conv_gb_kernel(int N, int O, long long hw, const T* __restrict__ gy, T* __restrict__ gb) {
+  __shared__ T part[kThreads];
+  const int o = blockIdx.x;
+  T acc = T(0);
+  for (int n = 0; n < N; ++n) {
+    const T* r = gy + (static_cast<long long>(n) * O + o) * hw;
+    for (long long i = threadIdx.x; i < hw; i += kThreads) acc += r[i];
+  }
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int step = kThreads / 2; step > 0; step /= 2) {
+    if (threadIdx.x < step) part[threadIdx.x] += part[threadIdx.x + step];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) gb[o] = part[0];
+}
+
+unsigned blocks(long long n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
+
+// Splits of the grad-weight reduction: enough blocks to fill a large GPU (~4 per SM on
+// 132 SMs), each still reducing over at least 4 slices of 16.
+int gw_splits(const Geo& p) {
+  const long long tiles = static_cast<long long>(blocks(p.K, kBN)) * blocks(p.Og, kBM) * p.G;
+  const long long slices = (p.NJ + kBK - 1) / kBK;
+  long long s = std::max<long long>(1, 512 / std::max<long long>(tiles, 1));
+  s = std::min<long long>(s, std::max<long long>(1, slices / 4));
+  s = std::min<long long>(s, std::max<long long>(1, 65535 / p.G));
+  return static_cast<int>(s);
+}
+
+}  // namespace conv_detail
+
+using namespace conv_detail;
+
+template <typename T>
+void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
+                  cudaStream_t stream) {
+  const Geo q = make_geo(p);
+  if (q.NJ == 0 || q.Og == 0) return;
+  const dim3 grid(blocks(q.NJ, kBN), blocks(q.Og, kBM), q.G);
+  conv_fwd_kernel<T><<<grid, kThreads, 0, stream>>>(q, x, w, bias, y);
+  PE_CUDA_CHECK_LAUNCH("conv_forward");
+}
+
+template <typename T>
+void conv_grad_input(const ConvParams& p, const T* gy, const T* w, T* gx, cudaStream_t stream) {
+  if (p.N == 0 || p.C == 0) return;
+  const ConvParams a = conv_adjoint(p);
+  if (p.O == 0) {  // nothing reaches the input
+    PE_CUDA_CHECK(cudaMemsetAsync(gx, 0, sizeof(T) * p.N * p.C * p.H * p.W, stream),
+                  "conv_grad_input");
+    return;
+  }
+  conv_forward<T>(a, gy, w, static_cast<const T*>(nullptr), gx, stream);
+}
+
+template <typename T>
+void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw, cudaStream_t stream) {
+  const int64_t wsize = p.O * (p.C / p.groups) * p.KH * p.KW;
+  if (wsize == 0) return;
+  PE_CUDA_CHECK(cudaMemsetAsync(gw, 0, sizeof(T) * wsize, stream), "conv_grad_weight");
+  if (p.N == 0) return;
+  // As on the CPU: a conv with input dilation and stride 1 reduces over its adjoint instead
+  // (same bilinear form, input and output gradient swapped), which has no inserted zeros.
+  const bool swap = (p.idil[0] != 1 || p.idil[1] != 1) && p.stride[0] == 1 && p.stride[1] == 1;
+  const Geo q = make_geo(swap ? conv_adjoint(p) : p);
+  const T* in = swap ? gy : x;
+  const T* out = swap ? x : gy;
+  const int splits = gw_splits(q);
+  const dim3 grid(blocks(q.K, kBN), blocks(q.Og, kBM), q.G * splits);
+  conv_gw_kernel<T><<<grid, kThreads, 0, stream>>>(q, splits, in, out, gw);
+  PE_CUDA_CHECK_LAUNCH("conv_grad_weight");
+}
+
+template <typename T>
+void conv_grad_bias(const ConvParams& p, const T* gy, T* gb, cudaStream_t stream) {
+  if (p.O == 0) return;
+  const long long hw = p.OH() * p.OW();
+  if (p.N == 0 || hw == 0) {
+    PE_CUDA_CHECK(cudaMemsetAsync(gb, 0, sizeof(T) * p.O, stream), "conv_grad_bias");
+    return;
+  }
+  conv_gb_kernel<T><<<static_cast<unsigned>(p.O), kThreads, 0, stream>>>(
+      static_cast<int>(p.N), static_cast<int>(p.O), hw, gy, gb);
+  PE_CUDA_CHECK_LAUNCH("conv_grad_bias");
+}
+
+#define PYENGINE_INSTANTIATE_CUDA_CONV(T)                                                     \
+  template void conv_forward<T>(const ConvParams&, const T*, const T*, const T*, T*,          \
+                                cudaStream_t);                                                \
+  template void conv_grad_input<T>(const ConvParams&, const T*, const T*, T*, cudaStream_t);  \
+  template void conv_grad_weight<T>(const ConvParams&, const T*, const T*, T*, cudaStream_t); \
+  template void conv_grad_bias<T>(const ConvParams&, const T*, T*, cudaStream_t);
+PYENGINE_INSTANTIATE_CUDA_CONV(float)
+PYENGINE_INSTANTIATE_CUDA_CONV(double)
+#undef PYENGINE_INSTANTIATE_CUDA_CONV
+
+}  // namespace pyengine::cuda

@@ -1,0 +1,185 @@
+"""BatchNorm1d / BatchNorm2d / BatchNorm3d and LayerNorm (torch.nn's names, defaults, buffers).
+
+BatchNorm keeps the buffers running_mean, running_var and num_batches_tracked; in training it
+normalizes with the batch statistics and the kernel updates the running ones in place
+(momentum=None: cumulative average, momentum = 1 / num_batches_tracked, as torch). In eval, or
+with track_running_stats=False, behaviour is torch's.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .. import _dtype
+from .. import functional as F
+from ..autograd import no_grad
+from ..tensor import Tensor, _parse_device, empty, ones, tensor, zeros
+from .module import Module, Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm"]
+
+
+def _factory(device, dtype) -> dict:
+    dt = _dtype.to_dtype(dtype) or _dtype.get_default_dtype()
+    if dt.kind != "f":
+        raise TypeError(f"[nn] parameters must be floating point, got dtype={dt}")
+    return {"device": _parse_device(device), "dtype": dt}
+
+
+class _BatchNorm(Module):
+    _ndims: tuple = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(num_features, numbers.Integral) or num_features < 1:
+            raise ValueError(f"[{name}] num_features must be a positive int, got {num_features!r}")
+        fk = _factory(device, dtype)
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = Parameter(empty(num_features, **fk))
+            self.bias = Parameter(empty(num_features, **fk))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", zeros(num_features, **fk))
+            self.register_buffer("running_var", ones(num_features, **fk))
+            self.register_buffer(
+                "num_batches_tracked", tensor(0, dtype=np.int64, device=fk["device"])
+            )
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            with no_grad():
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            with no_grad():
+                self.weight.fill_(1)
+                self.bias.zero_()
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"[{type(self).__name__}] input must be a Tensor")
+        if input.ndim not in self._ndims:
+            want = " or ".join(f"{n}D" for n in self._ndims)
+            raise ValueError(
+                f"[{type(self).__name__}] expected {want} input (got {input.ndim}D input)"
+            )
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data[...] += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        bn_training = self.training or (self.running_mean is None and self.running_var is None)
+        use_stats = not self.training or self.track_running_stats
+        return F.batch_norm(
+            input,
+            self.running_mean if use_stats else None,
+            self.running_var if use_stats else None,
+            self.weight,
+            self.bias,
+            bn_training,
+            factor,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) or (N, C, L) input over N (and L), per channel."""
+
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (N, C, H, W) input over N, H, W, per channel."""
+
+    _ndims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization of (N, C, D, H, W) input over N, D, H, W, per channel."""
+
+    _ndims = (5,)
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing normalized_shape dims, with an optional
+    elementwise affine transform (weight ones, bias zeros at init)."""
+
+    def __init__(
+        self,
+        normalized_shape: Union[int, Sequence[int]],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        fk = _factory(device, dtype)
+        if elementwise_affine:
+            self.weight = Parameter(empty(*self.normalized_shape, **fk))
+            if bias:
+                self.bias = Parameter(empty(*self.normalized_shape, **fk))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with no_grad():
+            if self.weight is not None:
+                self.weight.fill_(1)
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )

@@ -1,0 +1,163 @@
+"""Activations (pyengine/ops/activation.py) and their nn layers vs reference/activation.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_close, avoiding, check_op, uniform
+from reference import activation as R
+
+import pyengine as pe
+import pyengine.functional as F
+from pyengine import nn
+
+DTYPES = [pe.float32, pe.float64]
+DT_IDS = ["f32", "f64"]
+SHAPES = [(7,), (3, 5), (2, 1, 3), ()]
+
+# name -> (op, ref, vjp, kwargs, gen)
+CASES = {
+    "gelu": (F.gelu, R.gelu, R.gelu_vjp, {}, uniform(-4, 4)),
+    "gelu_tanh": (F.gelu, R.gelu, R.gelu_vjp, {"approximate": "tanh"}, uniform(-4, 4)),
+    "silu": (F.silu, R.silu, R.silu_vjp, {}, uniform(-6, 6)),
+    "leaky_relu": (F.leaky_relu, R.leaky_relu, R.leaky_relu_vjp, {}, avoiding([0.0])),
+    "leaky_relu_0.2": (
+        F.leaky_relu,
+        R.leaky_relu,
+        R.leaky_relu_vjp,
+        {"negative_slope": 0.2},
+        avoiding([0.0]),
+    ),
+    "elu": (F.elu, R.elu, R.elu_vjp, {}, avoiding([0.0], low=-4, high=3)),
+    "elu_0.5": (F.elu, R.elu, R.elu_vjp, {"alpha": 0.5}, avoiding([0.0], low=-4, high=3)),
+    "selu": (F.selu, R.selu, R.selu_vjp, {}, avoiding([0.0], low=-4, high=3)),
+    "softplus": (F.softplus, R.softplus, R.softplus_vjp, {}, uniform(-8, 8)),
+    # beta x > threshold switches to x: both branches, away from the switch at x = 0.5
+    "softplus_b2_t1": (
+        F.softplus,
+        R.softplus,
+        R.softplus_vjp,
+        {"beta": 2.0, "threshold": 1.0},
+        avoiding([0.5], low=-3, high=3),
+    ),
+    "erf": (
+        F.erf if hasattr(F, "erf") else pe.ops.activation.erf,
+        R.erf,
+        R.erf_vjp,
+        {},
+        uniform(-3, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=["7", "3x5", "2x1x3", "scalar"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_activation(name, shape, dtype):
+    op, ref, vjp, kw, gen = CASES[name]
+    check_op(op, ref, vjp, [shape], dtype=dtype, kwargs=kw, gen=gen)
+
+
+def test_kinks_follow_torch():
+    x = pe.tensor(np.array([0.0, 1.0, -1.0]), requires_grad=True)
+    F.leaky_relu(x, 0.1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.1, 1.0, 0.1])
+    x.grad = None
+    F.elu(x, 2.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 1.0, 2.0 * np.exp(-1.0)])
+
+
+def test_extreme_values_are_finite():
+    x = np.array([-1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4], dtype=np.float32)
+    for fn in (F.gelu, F.silu, F.elu, F.selu, F.softplus, lambda t: F.gelu(t, "tanh")):
+        xt = pe.tensor(x, requires_grad=True)
+        y = fn(xt)
+        assert np.isfinite(y.detach().numpy()).all()
+        y.sum().backward()
+        assert np.isfinite(xt.grad.numpy()).all()
+    assert_close(F.softplus(pe.tensor(x)), R.softplus(x))
+    assert_close(F.silu(pe.tensor(x)), R.silu(x))
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "silu", "elu", "softplus"])
+def test_second_order(name):
+    op, _, _, kw, gen = CASES[name]
+    x = pe.tensor(gen(np.random.default_rng(0), (5,)), requires_grad=True)
+
+    def grad_fn(x_):
+        with pe.enable_grad():
+            return pe.autograd.grad(op(x_, **kw).sum(), (x_,), create_graph=True)[0]
+
+    assert pe.autograd.gradcheck(grad_fn, (x,))
+
+
+def test_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-6, 6, 101)
+    tf = torch.nn.functional
+    pairs = [
+        (F.gelu, tf.gelu, {}),
+        (F.gelu, tf.gelu, {"approximate": "tanh"}),
+        (F.silu, tf.silu, {}),
+        (F.leaky_relu, tf.leaky_relu, {"negative_slope": 0.3}),
+        (F.elu, tf.elu, {"alpha": 0.7}),
+        (F.selu, tf.selu, {}),
+        (F.softplus, tf.softplus, {"beta": 1.5, "threshold": 4.0}),
+    ]
+    for ours, theirs, kw in pairs:
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt, **kw)
+        yt.sum().backward()
+        xp = pe.tensor(x, requires_grad=True)
+        yp = ours(xp, **kw)
+        yp.sum().backward()
+        np.testing.assert_allclose(
+            yp.detach().numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=str(ours)
+        )
+        np.testing.assert_allclose(
+            xp.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=str(ours)
+        )
+
+
+@pytest.mark.parametrize(
+    "layer, ref",
+    [
+        (nn.ReLU(), lambda x: np.maximum(x, 0)),
+        (nn.GELU(), R.gelu),
+        (nn.GELU("tanh"), lambda x: R.gelu(x, "tanh")),
+        (nn.SiLU(), R.silu),
+        (nn.LeakyReLU(0.2), lambda x: R.leaky_relu(x, 0.2)),
+        (nn.ELU(0.5), lambda x: R.elu(x, 0.5)),
+        (nn.SELU(), R.selu),
+        (nn.Softplus(2.0, 5.0), lambda x: R.softplus(x, 2.0, 5.0)),
+        (nn.Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+        (nn.Tanh(), np.tanh),
+    ],
+)
+def test_layers(layer, ref):
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32) * 3
+    assert_close(layer(pe.tensor(x)), ref(x.astype(np.float64)), what=repr(layer))
+
+
+def test_inplace():
+    x = pe.tensor(np.array([-1.0, 2.0], np.float32))
+    y = nn.ReLU(inplace=True)(x)
+    assert y is x and x.numpy().tolist() == [0.0, 2.0]
+    with pytest.raises(RuntimeError, match=r"^\[silu\] "):
+        F.silu(pe.ones(2, requires_grad=True), inplace=True)
+
+
+@pytest.mark.parametrize(
+    "call, exc, op",
+    [
+        (lambda: F.gelu(pe.ones(2), approximate="fast"), ValueError, "gelu"),
+        (lambda: F.gelu(pe.ones(2, dtype=pe.int64)), TypeError, "gelu"),
+        (lambda: F.silu(np.ones(2)), TypeError, "silu"),
+        (lambda: F.leaky_relu(pe.ones(2), "a"), TypeError, "leaky_relu"),
+        (lambda: F.softplus(pe.ones(2), beta=0), ValueError, "softplus"),
+        (lambda: F.elu(pe.ones(2), alpha=None), TypeError, "elu"),
+    ],
+)
+def test_errors(call, exc, op):
+    with pytest.raises(exc, match=rf"^\[{op}\] "):
+        call()

@@ -1,0 +1,426 @@
+"""batch_norm / layer_norm (csrc/cpu/norm.h) vs reference/norm.py, nn.BatchNorm / nn.LayerNorm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_close, check_op, numeric_vjp, uniform
+from reference import norm as R
+
+import pyengine as pe
+import pyengine.functional as F
+from pyengine import nn
+
+DTYPES = [pe.float32, pe.float64]
+DT_IDS = ["f32", "f64"]
+
+# (N, C, *): (N, C) uses the row path of the kernel, the others the per-channel path
+BN_SHAPES = [
+    (2, 3),
+    (5, 4),
+    (7, 1),
+    (3, 2, 7),
+    (1, 3, 5),
+    (2, 3, 4, 5),
+    (4, 1, 2, 3),
+    (3, 2, 1, 1),
+    (2, 2, 3, 1, 2),
+]
+LN_CASES = [
+    ((3, 5), (5,)),
+    ((2, 3, 4), (4,)),
+    ((2, 3, 4), (3, 4)),
+    ((7, 1), (1,)),
+    ((11,), (11,)),
+    ((1, 2, 3, 2), (2, 3, 2)),
+    ((13, 17), (17,)),
+]
+
+
+def _ids(shapes):
+    return ["x".join(map(str, s)) for s in shapes]
+
+
+# ----------------------------------------------------------------- reference self-checks
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_reference_vjps_match_finite_differences(affine):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4))
+    w, b = (rng.standard_normal(2), rng.standard_normal(2)) if affine else (None, None)
+    g = rng.standard_normal(x.shape)
+    got = R.batch_norm_train_vjp(g, x, w, b)[0]
+    np.testing.assert_allclose(
+        got, numeric_vjp(lambda a: R.batch_norm_train(a, w, b), [x], 0, g), atol=1e-6
+    )
+    x2 = rng.standard_normal((3, 4, 5))
+    w2 = rng.standard_normal((4, 5)) if affine else None
+    g2 = rng.standard_normal(x2.shape)
+    got = R.layer_norm_vjp(g2, x2, (4, 5), w2, None)[0]
+    want = numeric_vjp(lambda a: R.layer_norm(a, (4, 5), w2, None), [x2], 0, g2)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+# ----------------------------------------------------------------- batch_norm
+
+
+def _bn_train(x, w, b, eps=1e-5):
+    return F.batch_norm(x, None, None, w, b, training=True, eps=eps)
+
+
+def _bn_train_noaffine(x, eps=1e-5):
+    return F.batch_norm(x, None, None, training=True, eps=eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=_ids(BN_SHAPES))
+def test_batch_norm_train(cpu_isa, shape, dtype):
+    C = shape[1]
+    check_op(
+        _bn_train,
+        R.batch_norm_train,
+        R.batch_norm_train_vjp,
+        [shape, (C,), (C,)],
+        dtype=dtype,
+        gen=[uniform(-2, 2), uniform(0.5, 2), uniform()],
+        grad_atol=3e-5,
+    )
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5)], ids=["4x3", "2x3x5"])
+def test_batch_norm_train_no_affine(cpu_isa, shape):
+    check_op(
+        _bn_train_noaffine,
+        lambda x, eps: R.batch_norm_train(x, eps=eps),
+        lambda g, x, eps: (R.batch_norm_train_vjp(g, x, eps=eps)[0],),
+        [shape],
+        dtype=pe.float64,
+        kwargs={"eps": 1e-3},
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5), (2, 3, 2, 3)], ids=["3x4", "2x3x5", "4d"])
+def test_batch_norm_eval(cpu_isa, shape, dtype):
+    C = shape[1]
+    rng = np.random.default_rng(1)
+    rm = rng.standard_normal(C).astype(dtype)
+    rv = rng.uniform(0.5, 2.0, C).astype(dtype)
+    rm_t, rv_t = pe.tensor(rm.copy()), pe.tensor(rv.copy())
+
+    def op(x, w, b):
+        if x.dtype != rm_t.dtype:  # gradcheck runs in float64
+            return F.batch_norm(x, rm_t.double(), rv_t.double(), w, b, training=False)
+        return F.batch_norm(x, rm_t, rv_t, w, b, training=False)
+
+    def ref(x, w, b):
+        return R.batch_norm_eval(x, rm, rv, w, b)
+
+    def vjp(g, x, w, b):
+        dx, _, _, dw, db = R.batch_norm_eval_vjp(g, x, rm, rv, w, b)
+        return dx, dw, db
+
+    check_op(op, ref, vjp, [shape, (C,), (C,)], dtype=dtype)
+    np.testing.assert_array_equal(rm_t.numpy(), rm)  # eval leaves the running stats alone
+    np.testing.assert_array_equal(rv_t.numpy(), rv)
+
+
+def _stats_tensors(C, dtype):
+    return pe.zeros(C, dtype=dtype), pe.ones(C, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (3, 2, 4, 4)], ids=["6x3", "4x3x5", "4d"])
+def test_running_stats_after_steps(cpu_isa, shape, dtype):
+    """Several training steps update the running stats with the unbiased variance; eval
+    then normalizes with them."""
+    rng = np.random.default_rng(2)
+    C = shape[1]
+    rm, rv = _stats_tensors(C, dtype)
+    ref_m, ref_v = np.zeros(C), np.ones(C)
+    for step in range(4):
+        x = (rng.standard_normal(shape) * (step + 1) + step).astype(dtype)
+        F.batch_norm(pe.tensor(x), rm, rv, training=True, momentum=0.3)
+        ref_m, ref_v = R.running_update(ref_m, ref_v, x, 0.3)
+        assert_close(rm, ref_m, dtype, what=f"running_mean after step {step}")
+        assert_close(rv, ref_v, dtype, what=f"running_var after step {step}")
+    x = rng.standard_normal(shape).astype(dtype)
+    y = F.batch_norm(pe.tensor(x), rm, rv, training=False)
+    assert_close(y, R.batch_norm_eval(x, ref_m, ref_v), dtype, what="eval output")
+
+
+def test_batchnorm_module_momentum_and_cumulative():
+    rng = np.random.default_rng(3)
+    for momentum in (0.1, None):
+        bn = nn.BatchNorm2d(3, momentum=momentum)
+        ref_m, ref_v = np.zeros(3), np.ones(3)
+        for step in range(5):
+            x = rng.standard_normal((4, 3, 2, 3)).astype(np.float32) * 2 + step
+            bn(pe.tensor(x))
+            f = momentum if momentum is not None else 1.0 / (step + 1)
+            ref_m, ref_v = R.running_update(ref_m, ref_v, x, f)
+        assert bn.num_batches_tracked.item() == 5
+        assert_close(bn.running_mean, ref_m, what=f"running_mean momentum={momentum}")
+        assert_close(bn.running_var, ref_v, what=f"running_var momentum={momentum}")
+        bn.eval()
+        x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+        assert_close(
+            bn(pe.tensor(x)),
+            R.batch_norm_eval(x, ref_m, ref_v, np.ones(3), np.zeros(3)),
+            what="eval",
+        )
+        assert bn.num_batches_tracked.item() == 5
+
+
+def test_batchnorm_module_no_running_stats_uses_batch_stats_in_eval():
+    bn = nn.BatchNorm1d(4, track_running_stats=False, affine=False).eval()
+    x = np.random.default_rng(4).standard_normal((5, 4)).astype(np.float32)
+    assert bn.running_mean is None
+    assert_close(bn(pe.tensor(x)), R.batch_norm_train(x), what="batch stats in eval")
+
+
+def test_batchnorm_module_train_backward_and_state_dict():
+    bn = nn.BatchNorm1d(3)
+    x = pe.randn(6, 3, 4, requires_grad=True)
+    bn(x).sum().backward()
+    assert x.grad is not None and bn.weight.grad is not None and bn.bias.grad is not None
+    keys = set(bn.state_dict())
+    assert keys == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+    with pytest.raises(ValueError, match=r"^\[BatchNorm1d\] expected 2D or 3D input"):
+        bn(pe.randn(2, 3, 4, 5))
+    with pytest.raises(ValueError, match=r"^\[BatchNorm2d\] expected 4D input"):
+        nn.BatchNorm2d(3)(pe.randn(2, 3, 4))
+
+
+@pytest.mark.parametrize(
+    "shape", [(1000, 40), (8, 16, 28, 28), (64, 5, 300)], ids=["rows", "nchw", "ncl"]
+)
+def test_batch_norm_large_threads(num_threads, shape):
+    """Shapes big enough for the parallel paths (row partials and per-channel)."""
+    rng = np.random.default_rng(5)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32) * 3 + 1
+    w, b = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    xt = pe.tensor(x, requires_grad=True)
+    wt, bt = pe.tensor(w, requires_grad=True), pe.tensor(b, requires_grad=True)
+    rm, rv = _stats_tensors(C, pe.float32)
+    y = F.batch_norm(xt, rm, rv, wt, bt, training=True)
+    assert_close(y, R.batch_norm_train(x, w, b), what="forward")
+    (y * pe.tensor(g)).sum().backward()
+    dx, dw, db = R.batch_norm_train_vjp(g, x, w, b)
+    assert_close(xt.grad, dx, atol=2e-5, what="dx")
+    assert_close(wt.grad, dw, rtol=1e-4, what="dweight")
+    assert_close(bt.grad, db, rtol=1e-4, what="dbias")
+    m, v = R.running_update(np.zeros(C), np.ones(C), x, 0.1)
+    assert_close(rm, m, what="running_mean")
+    assert_close(rv, v, what="running_var")
+
+
+@pytest.mark.parametrize("which", ["batch_norm", "layer_norm"])
+def test_large_mean_is_stable(cpu_isa, which):
+    """|mean| = 1e4 >> std = 1 in float32: two-pass statistics keep the output accurate."""
+    rng = np.random.default_rng(6)
+    x = (1e4 + rng.standard_normal((8, 4, 64))).astype(np.float32)
+    if which == "batch_norm":
+        y, ref = _bn_train_noaffine(pe.tensor(x)), R.batch_norm_train(x)
+    else:
+        y, ref = F.layer_norm(pe.tensor(x), 64), R.layer_norm(x, 64)
+    assert_close(y, ref, rtol=1e-4, atol=1e-4, what=which)
+
+
+def test_batch_norm_composed_double_backward():
+    """create_graph=True uses the composed backward: values equal the fused kernel's, and
+    grad-of-grad passes gradcheck."""
+    rng = np.random.default_rng(7)
+    x = pe.tensor(rng.standard_normal((3, 2, 4)), requires_grad=True)
+    w = pe.tensor(rng.uniform(0.5, 2, 2), requires_grad=True)
+    b = pe.tensor(rng.standard_normal(2), requires_grad=True)
+    g = pe.tensor(rng.standard_normal((3, 2, 4)))
+    fused = pe.autograd.grad(_bn_train(x, w, b), (x, w, b), g)
+    composed = pe.autograd.grad(_bn_train(x, w, b), (x, w, b), g, create_graph=True)
+    for a, c in zip(fused, composed):
+        assert_close(a, c.detach().numpy(), pe.float64)
+
+    def gx(x_, w_):
+        with pe.enable_grad():  # gradcheck evaluates fn under no_grad for finite differences
+            (d,) = pe.autograd.grad(_bn_train(x_, w_, None), (x_,), g, create_graph=True)
+        return d
+
+    assert pe.autograd.gradcheck(gx, (x, w))
+
+
+# ----------------------------------------------------------------- layer_norm
+
+
+def _ln(x, w, b, normalized_shape, eps=1e-5):
+    return F.layer_norm(x, normalized_shape, w, b, eps)
+
+
+def _ln_ref(x, w, b, normalized_shape, eps=1e-5):
+    return R.layer_norm(x, normalized_shape, w, b, eps)
+
+
+def _ln_vjp(g, x, w, b, normalized_shape, eps=1e-5):
+    dx, _, dw, db = R.layer_norm_vjp(g, x, normalized_shape, w, b, eps)
+    return dx, dw, db
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("case", LN_CASES, ids=[f"{_ids([s])[0]}-{len(n)}" for s, n in LN_CASES])
+def test_layer_norm(cpu_isa, case, dtype):
+    shape, ns = case
+    check_op(
+        _ln,
+        _ln_ref,
+        _ln_vjp,
+        [shape, ns, ns],
+        dtype=dtype,
+        gen=[uniform(-2, 2), uniform(0.5, 2), uniform()],
+        kwargs={"normalized_shape": ns},
+        grad_atol=3e-5,
+    )
+
+
+@pytest.mark.parametrize("affine", ["none", "weight", "bias"])
+def test_layer_norm_optional_affine(cpu_isa, affine):
+    ns = (6,)
+
+    def op(x, p=None):
+        return F.layer_norm(
+            x, ns, p if affine == "weight" else None, p if affine == "bias" else None
+        )
+
+    def ref(x, p=None):
+        return R.layer_norm(
+            x, ns, p if affine == "weight" else None, p if affine == "bias" else None
+        )
+
+    def vjp(g, x, p=None):
+        dx, _, dw, db = R.layer_norm_vjp(
+            g, x, ns, p if affine == "weight" else None, p if affine == "bias" else None
+        )
+        return (dx,) if p is None else (dx, dw if affine == "weight" else db)
+
+    inputs = [(4, 6)] if affine == "none" else [(4, 6), (6,)]
+    for dtype in DTYPES:
+        check_op(op, ref, vjp, inputs, dtype=dtype)
+
+
+@pytest.mark.parametrize("shape", [(8192, 96), (300, 768)], ids=["8192x96", "300x768"])
+def test_layer_norm_large_threads(num_threads, shape):
+    rng = np.random.default_rng(8)
+    N = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32)
+    w, b = rng.standard_normal(N).astype(np.float32), rng.standard_normal(N).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    xt = pe.tensor(x, requires_grad=True)
+    wt, bt = pe.tensor(w, requires_grad=True), pe.tensor(b, requires_grad=True)
+    y = F.layer_norm(xt, N, wt, bt)
+    assert_close(y, R.layer_norm(x, N, w, b), what="forward")
+    (y * pe.tensor(g)).sum().backward()
+    dx, _, dw, db = R.layer_norm_vjp(g, x, N, w, b)
+    assert_close(xt.grad, dx, atol=2e-5, what="dx")
+    assert_close(wt.grad, dw, rtol=1e-4, what="dweight")
+    assert_close(bt.grad, db, rtol=1e-4, what="dbias")
+
+
+def test_layer_norm_non_contiguous_input():
+    x = np.random.default_rng(9).standard_normal((5, 4, 3))
+    xt = pe.tensor(x).permute(2, 0, 1)
+    assert_close(F.layer_norm(xt, (5, 4)), R.layer_norm(x.transpose(2, 0, 1), (5, 4)), pe.float64)
+
+
+def test_layer_norm_composed_double_backward():
+    rng = np.random.default_rng(10)
+    x = pe.tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    w = pe.tensor(rng.uniform(0.5, 2, 5), requires_grad=True)
+    b = pe.tensor(rng.standard_normal(5), requires_grad=True)
+    g = pe.tensor(rng.standard_normal((3, 5)))
+    fused = pe.autograd.grad(F.layer_norm(x, 5, w, b), (x, w, b), g)
+    composed = pe.autograd.grad(F.layer_norm(x, 5, w, b), (x, w, b), g, create_graph=True)
+    for a, c in zip(fused, composed):
+        assert_close(a, c.detach().numpy(), pe.float64)
+
+    def gx(x_, w_):
+        with pe.enable_grad():  # gradcheck evaluates fn under no_grad for finite differences
+            (d,) = pe.autograd.grad(F.layer_norm(x_, 5, w_, None), (x_,), g, create_graph=True)
+        return d
+
+    assert pe.autograd.gradcheck(gx, (x, w))
+
+
+def test_layernorm_module():
+    ln = nn.LayerNorm((3, 4))
+    assert tuple(ln.weight.shape) == (3, 4) and tuple(ln.bias.shape) == (3, 4)
+    x = np.random.default_rng(11).standard_normal((2, 3, 4)).astype(np.float32)
+    assert_close(ln(pe.tensor(x)), R.layer_norm(x, (3, 4)), what="LayerNorm")
+    assert nn.LayerNorm(4, bias=False).bias is None
+    ln2 = nn.LayerNorm(4, elementwise_affine=False)
+    assert ln2.weight is None and len(list(ln2.parameters())) == 0
+
+
+def test_compare_with_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    tb = torch.nn.BatchNorm2d(3)
+    pb = nn.BatchNorm2d(3)
+    for _ in range(3):
+        yt = tb(torch.from_numpy(x)).detach().numpy()
+        yp = pb(pe.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(yp, yt, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pb.running_var.numpy(), tb.running_var.numpy(), rtol=1e-6)
+    y = F.layer_norm(pe.tensor(x), (5, 5)).numpy()
+    yt = torch.nn.functional.layer_norm(torch.from_numpy(x), (5, 5)).numpy()
+    np.testing.assert_allclose(y, yt, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------- errors
+
+_X = pe.ones(2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "call, exc, msg",
+    [
+        (lambda: F.batch_norm(_X, None, None, training=False), ValueError, "batch_norm"),
+        (lambda: F.batch_norm(pe.ones(3), None, None, training=True), ValueError, "batch_norm"),
+        (lambda: F.batch_norm(pe.ones(1, 3), None, None, training=True), ValueError, "batch_norm"),
+        (lambda: F.batch_norm(_X, None, None, pe.ones(4), training=True), ValueError, "batch_norm"),
+        (
+            lambda: F.batch_norm(_X, None, None, pe.ones(3, dtype=pe.float64), training=True),
+            TypeError,
+            "batch_norm",
+        ),
+        (lambda: F.batch_norm(_X, pe.zeros(3), None, training=True), ValueError, "batch_norm"),
+        (
+            lambda: F.batch_norm(pe.ones(2, 3, dtype=pe.int64), None, None, training=True),
+            TypeError,
+            "batch_norm",
+        ),
+        (lambda: F.layer_norm(_X, (3,)), ValueError, "layer_norm"),
+        (lambda: F.layer_norm(_X, ()), ValueError, "layer_norm"),
+        (lambda: F.layer_norm(_X, 4, pe.ones(3)), ValueError, "layer_norm"),
+        (lambda: F.layer_norm(_X, 4, pe.ones(4, dtype=pe.float64)), TypeError, "layer_norm"),
+        (lambda: F.layer_norm(np.ones((2, 4)), 4), TypeError, "layer_norm"),
+    ],
+)
+def test_errors(call, exc, msg):
+    with pytest.raises(exc, match=rf"^\[{msg}\] "):
+        call()
+
+
+def test_binding_errors_before_writing():
+    from pyengine import _C
+
+    x = np.ones((2, 3), np.float32)
+    rm = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"^\[batch_norm\] running_mean and running_var"):
+        _C.batch_norm_forward(x, None, None, rm, None, True, 0.1, 1e-5)
+    assert (rm == 0).all()
+    with pytest.raises(ValueError, match=r"^\[layer_norm\] input must be a 2-D"):
+        _C.layer_norm_forward(np.ones(3, np.float32), None, None, 1e-5)
+    with pytest.raises(TypeError, match=r"^\[batch_norm\] "):
+        _C.batch_norm_forward(x, np.ones(3), None, None, None, True, 0.1, 1e-5)

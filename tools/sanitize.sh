@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build pyengine with AddressSanitizer + UndefinedBehaviorSanitizer into its own virtual
+# environment and run the kernel tests under them. Usage: tools/sanitize.sh [pytest args...]
+# The CUDA module is left out (sanitizers do not apply to device code).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${PYENGINE_SAN_VENV:-/tmp/pyengine-sanitize-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+pip install --quiet --no-build-isolation --no-deps --force-reinstall \
+  -Cbuild-dir=build/sanitize -Ccmake.build-type=RelWithDebInfo \
+  -Ccmake.define.PYENGINE_SANITIZE=address,undefined -Ccmake.define.PYENGINE_CUDA=OFF .
+asan=$(g++ -print-file-name=libasan.so)
+ubsan=$(g++ -print-file-name=libubsan.so)
+# Python itself leaks by design at exit: leak checking off; UBSan findings are fatal.
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+cd tests  # import the sanitized install, not the source tree
+LD_PRELOAD="$asan $ubsan" python -m pytest -q -p no:cacheprovider "${@:-.}"
