@@ -1,4 +1,5 @@
-// Fused scaled-dot-product attention on CUDA (flash-style), float and double.
+// Fused scaled-dot-product attention on CUDA (flash-style): float, double, and
+// float16 with float32 accumulation.
 //
 // Same definition as csrc/cpu/attention.h (read the contract there): out =
 // softmax(scale * Q K^T + mask) V per (b, h), causal top-left, a fully masked
@@ -51,5 +52,12 @@ void sdpa_forward(const AttnParams& p, T* out, T* lse, cudaStream_t stream);
 template <typename T>
 void sdpa_backward(const AttnParams& p, const T* out, const T* lse, const T* dout, T* rowdot, T* dq,
                    T* dk, T* dv, cudaStream_t stream);
+
+// float16 storage (IEEE half, passed as its 16-bit pattern), float32 accumulation: q, k, v, an
+// additive mask, out, dout, dq, dk, dv are half; lse and rowdot are float32.
+void sdpa_forward_f16(const AttnParams& p, uint16_t* out, float* lse, cudaStream_t stream);
+void sdpa_backward_f16(const AttnParams& p, const uint16_t* out, const float* lse,
+                       const uint16_t* dout, float* rowdot, uint16_t* dq, uint16_t* dk,
+                       uint16_t* dv, cudaStream_t stream);
 
 }  // namespace pyengine::cuda

@@ -37,6 +37,11 @@ namespace pyengine::cuda {
 void register_pool(py::module_& m);  // cuda/bindings_pool.cpp
 }  // namespace pyengine::cuda
 
+namespace pyengine::cuda {
+void register_norm(py::module_& m);     // cuda/bindings_norm.cpp
+void register_softmax(py::module_& m);  // cuda/bindings_softmax.cpp
+}  // namespace pyengine::cuda
+
 namespace {
 
 int device_count() {
@@ -247,4 +252,6 @@ PYBIND11_MODULE(_cuda, m) {
   pyengine::cuda::register_conv(m);
   pyengine::cuda::register_lstm(m);
   pyengine::cuda::register_pool(m);
+  pyengine::cuda::register_norm(m);
+  pyengine::cuda::register_softmax(m);
 }

@@ -40,8 +40,8 @@ struct Args {
 };
 
 pyengine::cuda::AttnParams parse(const Args& a) {
-  PE_CHECK(a.dtype == "float32" || a.dtype == "float64", kOp,
-           "dtype must be 'float32' or 'float64' but is '", a.dtype, "'");
+  PE_CHECK(a.dtype == "float32" || a.dtype == "float64" || a.dtype == "float16", kOp,
+           "dtype must be 'float32', 'float64' or 'float16' but is '", a.dtype, "'");
   for (int64_t n : {a.B, a.H, a.Lq, a.Lk, a.D, a.Dv}) {
     PE_CHECK(n >= 0 && n < INT32_MAX, kOp, "sizes must be in [0, 2^31) but one is ", n);
   }
@@ -98,7 +98,10 @@ void register_attention(py::module_& m) {
                    ks,    v, vs, mask, mask_kind, ms, causal, scale, dropout_p, seed});
         PE_CHECK(out != 0 && lse != 0, kOp, "out and lse must not be null");
         py::gil_scoped_release nogil;
-        if (dtype == "float32")
+        if (dtype == "float16")
+          sdpa_forward_f16(p, reinterpret_cast<uint16_t*>(out), reinterpret_cast<float*>(lse),
+                           stream_from_int(stream));
+        else if (dtype == "float32")
           sdpa_forward<float>(p, reinterpret_cast<float*>(out), reinterpret_cast<float*>(lse),
                               stream_from_int(stream));
         else
@@ -110,7 +113,8 @@ void register_attention(py::module_& m) {
       py::arg("v"), py::arg("v_strides"), py::arg("mask"), py::arg("mask_kind"),
       py::arg("mask_strides"), py::arg("is_causal"), py::arg("scale"), py::arg("dropout_p"),
       py::arg("seed"), py::arg("out"), py::arg("lse"), py::arg("stream"),
-      "Fused attention forward: out (B,H,Lq,Dv) and lse (B,H,Lq), C-contiguous, overwritten.\n"
+      "Fused attention forward: out (B,H,Lq,Dv) and lse (B,H,Lq), C-contiguous, overwritten\n"
+      "(float16: lse is float32).\n"
       "q/k/v: (B,H,L,E) with element strides (b, h, row) and a unit last stride; mask_kind 0\n"
       "none, 1 bool, 2 additive, with 4 element strides (0 = broadcast).");
   m.def(
@@ -127,7 +131,13 @@ void register_attention(py::module_& m) {
         PE_CHECK(out != 0 && lse != 0 && dout != 0 && rowdot != 0 && dq != 0 && dk != 0 && dv != 0,
                  kOp, "out, lse, grad_out, rowdot, dq, dk and dv must not be null");
         py::gil_scoped_release nogil;
-        if (dtype == "float32")
+        if (dtype == "float16")
+          sdpa_backward_f16(
+              p, reinterpret_cast<const uint16_t*>(out), reinterpret_cast<const float*>(lse),
+              reinterpret_cast<const uint16_t*>(dout), reinterpret_cast<float*>(rowdot),
+              reinterpret_cast<uint16_t*>(dq), reinterpret_cast<uint16_t*>(dk),
+              reinterpret_cast<uint16_t*>(dv), stream_from_int(stream));
+        else if (dtype == "float32")
           sdpa_backward<float>(
               p, reinterpret_cast<const float*>(out), reinterpret_cast<const float*>(lse),
               reinterpret_cast<const float*>(dout), reinterpret_cast<float*>(rowdot),
@@ -147,7 +157,7 @@ void register_attention(py::module_& m) {
       py::arg("seed"), py::arg("out"), py::arg("lse"), py::arg("grad_out"), py::arg("rowdot"),
       py::arg("dq"), py::arg("dk"), py::arg("dv"), py::arg("stream"),
       "Fused attention backward: dq, dk, dv (C-contiguous, overwritten) from out, lse and\n"
-      "grad_out (C-contiguous); rowdot is scratch of B*H*Lq elements.");
+      "grad_out (C-contiguous); rowdot is scratch of B*H*Lq elements (float32 for float16).");
 }
 
 }  // namespace pyengine::cuda

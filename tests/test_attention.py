@@ -533,3 +533,29 @@ def test_fuzzed_shapes(B, H, Lq, Lk, D, Dv, causal):
     (out * pe.tensor(g)).sum().backward()
     for t, rg in zip(ts, R.scaled_dot_product_attention_vjp(g, q, k, v, is_causal=causal)):
         assert_close(t.grad, rg, pe.float64, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_cuda_float16(cp, causal):
+    """float16 storage, float32 accumulation: within half-precision rounding of the reference."""
+    rng = np.random.default_rng(2)
+    arrs = [rng.standard_normal(s).astype(np.float16) for s in _shapes((2, 3), 70, 130, 64, 32)]
+    ts = [pe.tensor(a).cuda().requires_grad_() for a in arrs]
+    out = SDPA(*ts, is_causal=causal)
+    assert out.dtype == np.float16
+    ref_in = [a.astype(np.float64) for a in arrs]
+    want = R.scaled_dot_product_attention(*ref_in, is_causal=causal)
+    np.testing.assert_allclose(out.detach().cpu().numpy().astype(np.float64), want, atol=5e-3)
+    g = rng.standard_normal(out.shape).astype(np.float16)
+    (out * pe.tensor(g).cuda()).sum().backward()
+    grads = R.scaled_dot_product_attention_vjp(g.astype(np.float64), *ref_in, is_causal=causal)
+    for t, rg in zip(ts, grads):
+        got = t.grad.cpu().numpy().astype(np.float64)
+        np.testing.assert_allclose(got, rg, atol=2e-2 * max(1.0, np.abs(rg).max()))
+
+
+def test_float16_on_cpu_is_refused():
+    x = pe.ones(1, 2, 3, 4, dtype=pe.float16)
+    with pytest.raises(TypeError, match=r"^\[scaled_dot_product_attention\] "):
+        SDPA(x, x, x)

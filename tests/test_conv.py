@@ -51,6 +51,7 @@ CONV2D = [
     ((1, 6, 5, 4), (6, 2, 3, 3), True, 2, 1, 1, 3),  # groups 3 with stride
     ((2, 6, 7, 8), (2, 6, 3, 3), True, 1, 1, 1, 1),  # fewer outputs than inputs: via col2im
     ((1, 8, 6, 5), (4, 4, 3, 2), True, 1, (1, 0), 1, 2),
+    ((1, 3, 6, 9), (2, 3, 3, 3), True, 2, 1, 1, 1),  # odd W with stride 2 (phase split)
 ]
 
 
@@ -162,6 +163,7 @@ TRANSPOSE = [
     ((1, 3, 4, 4), (3, 2, 1, 1), True, 1, 0, 0, 1, 1),  # 1x1
     ((1, 2, 5, 6), (2, 3, 3, 3), True, 1, 3, 0, 1, 1),  # padding > k-1: crops
     ((1, 2, 3, 3), (2, 2, 3, 3), True, 2, 0, 1, 1, 2),  # output_padding < dilation
+    ((1, 2, 3, 4), (2, 2, 3, 3), True, 2, 1, 0, 1, 1),  # odd output W (phase merge)
 ]
 
 
@@ -353,8 +355,26 @@ def test_nn_conv2d_options():
         rtol=1e-10,
         atol=1e-10,
     )
-    with pytest.raises(NotImplementedError, match=r"^\[Conv2d\] padding_mode='reflect'"):
-        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    # padding_mode: F.pad with that mode, then an unpadded conv (as torch); while F.pad lacks
+    # the mode, the error names it
+    m2 = nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="reflect", dtype=pe.float64)
+    x2 = pe.randn(1, 2, 5, 6, dtype=pe.float64)
+    try:
+        y2 = m2(x2)
+    except NotImplementedError as e:
+        assert str(e).startswith("[pad]")
+    else:
+        xp = np.pad(x2.numpy(), ((0, 0), (0, 0), (1, 1), (2, 2)), mode="reflect")
+        np.testing.assert_allclose(
+            y2.detach().numpy(),
+            R.conv2d(xp, m2.weight.detach().numpy(), m2.bias.detach().numpy()),
+            rtol=1e-10,
+            atol=1e-10,
+        )
+    with pytest.raises(ValueError, match=r"^\[Conv2d\] padding_mode must be one of"):
+        nn.Conv2d(3, 4, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match=r"^\[ConvTranspose2d\] padding_mode must be one of"):
+        nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect")
     with pytest.raises(ValueError, match=r"^\[Conv2d\]"):
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match=r"^\[Conv2d\]"):

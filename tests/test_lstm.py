@@ -272,14 +272,15 @@ def test_layer(case, dtype, mode):
     )
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_layer_isa_paths(cpu_isa, mode):
+def test_layer_isa_paths(cpu_isa, mode, dtype):
     case = (5, 3, 4, 19, 1, True, False, [5, 3, 2])  # H = 19: vector tails on every ISA
     T, N, I, H, L, bi, bf, lens = case
     op, ref, vjp = _layer_fns(mode, L, bi, bf, lens)
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
     shapes = _gru_inputs(shapes) if mode == "gru" else shapes
-    check_op(op, ref, vjp, shapes, dtype=pe.float32, gradcheck=False, **F32_GRAD)
+    check_op(op, ref, vjp, shapes, dtype=dtype, gradcheck=False, **_grad_tol(dtype))
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])

@@ -424,3 +424,70 @@ def test_binding_errors_before_writing():
         _C.layer_norm_forward(np.ones(3, np.float32), None, None, 1e-5)
     with pytest.raises(TypeError, match=r"^\[batch_norm\] "):
         _C.batch_norm_forward(x, np.ones(3), None, None, None, True, 0.1, 1e-5)
+
+
+# ----------------------------------------------------------------- CUDA (skipped without a GPU)
+
+from pyengine.backend import cuda as _pcuda  # noqa: E402
+
+
+@pytest.fixture
+def gpu():
+    if not _pcuda.is_available():
+        pytest.skip(f"no CUDA GPU: {_pcuda.unavailable_reason()}")
+
+
+def _to_gpu(a, rg=False):
+    return pe.tensor(np.asarray(a), device="cuda", requires_grad=rg)
+
+
+def _host(t):
+    return t.detach().cpu().numpy()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "shape", [(5, 4), (3, 2, 7), (2, 3, 4, 5), (64, 5, 300)], ids=["5x4", "3x2x7", "4d", "ncl"]
+)
+def test_cuda_batch_norm(gpu, shape, dtype):
+    rng = np.random.default_rng(20)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(dtype) * 2 + 1
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    xt, wt, bt = _to_gpu(x, True), _to_gpu(w, True), _to_gpu(b, True)
+    rm, rv = _to_gpu(np.zeros(C, dtype)), _to_gpu(np.ones(C, dtype))
+    y = F.batch_norm(xt, rm, rv, wt, bt, training=True, momentum=0.2)
+    assert_close(_host(y), R.batch_norm_train(x, w, b), dtype, rtol=1e-4, atol=1e-4)
+    (y * _to_gpu(g)).sum().backward()
+    dx, dw, db = R.batch_norm_train_vjp(g, x, w, b)
+    for got, want in ((xt.grad, dx), (wt.grad, dw), (bt.grad, db)):
+        assert_close(_host(got), want, dtype, rtol=1e-4, atol=1e-4)
+    m, v = R.running_update(np.zeros(C), np.ones(C), x, 0.2)
+    assert_close(_host(rm), m, dtype, rtol=1e-4, atol=1e-5)
+    assert_close(_host(rv), v, dtype, rtol=1e-4, atol=1e-5)
+    ye = F.batch_norm(xt, rm, rv, wt, bt, training=False)
+    assert_close(_host(ye), R.batch_norm_eval(x, m, v, w, b), dtype, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "case",
+    [((3, 5), (5,)), ((2, 3, 4), (3, 4)), ((300, 768), (768,))],
+    ids=["3x5", "2x3x4", "300x768"],
+)
+def test_cuda_layer_norm(gpu, case, dtype):
+    shape, ns = case
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.standard_normal(ns).astype(dtype), rng.standard_normal(ns).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    xt, wt, bt = _to_gpu(x, True), _to_gpu(w, True), _to_gpu(b, True)
+    y = F.layer_norm(xt, ns, wt, bt)
+    assert_close(_host(y), R.layer_norm(x, ns, w, b), dtype, rtol=1e-4, atol=1e-4)
+    (y * _to_gpu(g)).sum().backward()
+    dx, _, dw, db = R.layer_norm_vjp(g, x, ns, w, b)
+    for got, want in ((xt.grad, dx), (wt.grad, dw), (bt.grad, db)):
+        assert_close(_host(got), want, dtype, rtol=1e-4, atol=1e-4)

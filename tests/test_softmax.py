@@ -241,6 +241,24 @@ def test_cross_entropy_large_logits(cpu_isa, dtype):
         assert_close(xt.grad, want, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_cross_entropy_many_positions(cpu_isa, num_threads, dtype):
+    """(N, C, d) with d > 64: the blocked path over positions, with ignored targets, weights,
+    label smoothing and probability targets."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((3, 6, 150)) * 4).astype(dtype)
+    t = rng.integers(0, 6, (3, 150))
+    t[rng.random((3, 150)) < 0.2] = -100
+    w = rng.uniform(0.5, 2, 6).astype(dtype)
+    q = rng.random(x.shape).astype(dtype)
+    for target, kw in ((t, {"label_smoothing": 0.15}), (t, {}), (q, {"label_smoothing": 0.1})):
+        xt = pe.tensor(x, requires_grad=True)
+        loss = F.cross_entropy(xt, pe.tensor(target), pe.tensor(w), **kw)
+        assert_close(loss, R.cross_entropy(x, target, w, **kw), dtype)
+        loss.backward()
+        assert_close(xt.grad, R.cross_entropy_vjp(1.0, x, target, w, **kw)[0], dtype)
+
+
 def test_cross_entropy_all_ignored_is_nan_with_zero_grad():
     x = pe.randn(3, 4, requires_grad=True)
     t = pe.tensor(np.array([-100, -100, -100]))
@@ -419,3 +437,91 @@ _T = pe.tensor(np.array([0, 1, 2]))
 def test_errors(call, exc, op):
     with pytest.raises(exc, match=rf"^\[{op}\] "):
         call()
+
+
+# ----------------------------------------------------------------- CUDA (skipped without a GPU)
+
+from pyengine.backend import cuda as _pcuda  # noqa: E402
+
+
+@pytest.fixture
+def gpu():
+    if not _pcuda.is_available():
+        pytest.skip(f"no CUDA GPU: {_pcuda.unavailable_reason()}")
+
+
+def _to_gpu(a, rg=False):
+    return pe.tensor(np.asarray(a), device="cuda", requires_grad=rg)
+
+
+def _host(t):
+    return t.detach().cpu().numpy()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "case",
+    [((3, 5), 1), ((2, 7, 67), 1), ((4, 1030), -1), ((2, 3), 0)],
+    ids=["3x5", "blocked", "rows", "dim0"],
+)
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_cuda_softmax(gpu, log, case, dtype):
+    shape, dim = case
+    rng = np.random.default_rng(30)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    xt = _to_gpu(x, True)
+    y = (F.log_softmax if log else F.softmax)(xt, dim)
+    assert_close(
+        _host(y), (R.log_softmax if log else R.softmax)(x, dim), dtype, rtol=1e-4, atol=1e-5
+    )
+    (y * _to_gpu(g)).sum().backward()
+    want = (R.log_softmax_vjp if log else R.softmax_vjp)(g, x, dim)[0]
+    assert_close(_host(xt.grad), want, dtype, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "kw", [{}, {"label_smoothing": 0.2, "ignore_index": 1}], ids=["plain", "smooth-ignore"]
+)
+def test_cuda_cross_entropy_and_nll(gpu, kw, reduction, dtype):
+    rng = np.random.default_rng(31)
+    x = (rng.standard_normal((6, 5, 3)) * 3).astype(dtype)
+    t = rng.integers(0, 5, (6, 3))
+    w = rng.uniform(0.5, 2, 5).astype(dtype)
+    xt = _to_gpu(x, True)
+    loss = F.cross_entropy(xt, _to_gpu(t), _to_gpu(w), reduction=reduction, **kw)
+    ref = R.cross_entropy(x, t, w, reduction=reduction, **kw)
+    assert_close(_host(loss), ref, dtype, rtol=1e-4, atol=1e-5)
+    gl = np.ones(np.shape(ref), dtype)
+    loss.backward(_to_gpu(gl))
+    assert_close(
+        _host(xt.grad),
+        R.cross_entropy_vjp(gl, x, t, w, reduction=reduction, **kw)[0],
+        dtype,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    ii = kw.get("ignore_index", -100)
+    nl = F.nll_loss(_to_gpu(x), _to_gpu(t), _to_gpu(w), reduction=reduction, ignore_index=ii)
+    assert_close(
+        _host(nl),
+        R.nll_loss(x, t, w, reduction=reduction, ignore_index=ii),
+        dtype,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    q = rng.random(x.shape).astype(dtype)
+    lp = F.cross_entropy(_to_gpu(x), _to_gpu(q), reduction=reduction, label_smoothing=0.1)
+    assert_close(
+        _host(lp),
+        R.cross_entropy(x, q, reduction=reduction, label_smoothing=0.1),
+        dtype,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match=r"^\[cross_entropy\] target 7"):
+        F.cross_entropy(_to_gpu(x), _to_gpu(np.full((6, 3), 7)))

@@ -203,6 +203,20 @@ void split_phases(const T* x, int64_t rows, int64_t W, int64_t sw, int64_t wp, T
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * W;
+    if (sw == 2) {  // the common case, as one pass of pair loads the compiler can vectorize
+      T* __restrict__ d0 = dst + r * 2 * wp;
+      T* __restrict__ d1 = d0 + wp;
+      const int64_t pairs = W / 2;
+      for (int64_t t = 0; t < pairs; ++t) {
+        d0[t] = xr[2 * t];
+        d1[t] = xr[2 * t + 1];
+      }
+      if (W % 2) {
+        d0[pairs] = xr[W - 1];
+        d1[pairs] = T(0);
+      }
+      continue;
+    }
     for (int64_t ph = 0; ph < sw; ++ph) {
       T* d = dst + (r * sw + ph) * wp;
       int64_t t = 0;
@@ -218,7 +232,18 @@ void merge_phases(const T* src, int64_t rows, int64_t W, int64_t sw, int64_t wp,
                   [[maybe_unused]] int nt) {
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) {
-    T* xr = x + r * W;
+    T* __restrict__ xr = x + r * W;
+    if (sw == 2) {
+      const T* __restrict__ s0 = src + r * 2 * wp;
+      const T* __restrict__ s1 = s0 + wp;
+      const int64_t pairs = W / 2;
+      for (int64_t t = 0; t < pairs; ++t) {
+        xr[2 * t] = s0[t];
+        xr[2 * t + 1] = s1[t];
+      }
+      if (W % 2) xr[W - 1] = s0[pairs];
+      continue;
+    }
     for (int64_t ph = 0; ph < sw; ++ph) {
       const T* s = src + (r * sw + ph) * wp;
       int64_t t = 0;

@@ -293,10 +293,10 @@ void copy_rows(int64_t N, int64_t H, const T* src, int64_t lds, T* dst, int64_t 
 }  // namespace
 
 // ================================================================ LSTM
-// Each driver: (1) the input projection of all steps as one GEMM; (2) the time
-// loop. With T > 1 the loop runs in one parallel region on the recurrent GEMM
-// above (weights packed once); with T == 1 (a cell) there is nothing to amortize
-// the packing over, so the step is one ordinary GEMM and a pointwise pass.
+// With T > 1 each time loop runs in one parallel region on the recurrent GEMM
+// above (weights packed once; see cpu/lstm.h for the order of the products); with
+// T == 1 (a cell) there is nothing to amortize the packing over, so the step is
+// ordinary GEMMs and a pointwise pass.
 
 namespace {
 

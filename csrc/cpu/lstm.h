@@ -18,9 +18,18 @@
 // sequence's last valid step, and the reverse direction of sequence n starts at
 // t = lengths[n] - 1 from h0 (what torch's packed sequences give).
 //
-// Algorithm: the input projection of all steps is ONE GEMM ((T*N) x GH x I, the
-// biases in its epilogue), then per step one GEMM h_prev W_hh^T (LSTM: added into
-// the precomputed gates) and one fused pointwise pass (cpu/isa/lstm_pointwise.h).
+// Algorithm: the weights are packed once per call into the GEMM microkernel's
+// layout (cpu/isa/gemm_kernels.h) and the time loop runs in one OpenMP region whose
+// threads own whole blocks of batch rows, so no barrier is needed between steps.
+//   LSTM forward, T > 1: per step ONE GEMM [x_t | h_prev] [W_ih | W_hh]^T (K = I + H)
+//     straight into the step's gates, then the fused pointwise pass (biases added
+//     there). Measured against the textbook order (all input projections as one
+//     (T*N) x 4H GEMM first), this saves the bias pass and the round trip of the
+//     T*N x 4H pre-activations through memory: 0.93x -> 0.97x of oneDNN on 1 core.
+//   GRU forward, T > 1: the input projection of all steps as ONE GEMM (b_ih in its
+//     epilogue; the n gate needs x W_in^T apart from h W_hn^T), then per step
+//     gh = h_prev W_hh^T + b_hh and the fused pointwise pass.
+//   T == 1 (a cell): ordinary GEMMs (nothing to amortize the packing over).
 // Backward runs through time inside the kernel: per step the fused pointwise
 // backward and dh_prev += dgates W_hh; after the loop dW_ih, dW_hh, dx are single
 // GEMMs over all steps and the bias gradients column sums.

@@ -476,8 +476,20 @@ def _sdpa_view(cp, x):
     return x, [s // e for s in x.strides[:3]]
 
 
+_SDPA_DTYPES = {**_DTYPES, np.dtype(np.float16): "float16"}
+
+
+def _sdpa_acc(dtype):
+    """The dtype of lse and rowdot: float32 for float16 inputs (float32 accumulation)."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 def _sdpa_args(cp, q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
-    dtype = _dtype_name("scaled_dot_product_attention", q, k, v)
+    op = "scaled_dot_product_attention"
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _SDPA_DTYPES:
+        raise TypeError(f"[{op}] q, k, v must share one dtype of float32, float64 or float16 "
+                        f"but are {q.dtype}, {k.dtype}, {v.dtype}")
+    dtype = _SDPA_DTYPES[q.dtype]
     (q, qs), (k, ks), (v, vs) = (_sdpa_view(cp, x) for x in (q, k, v))
     B, H, Lq, D = q.shape
     Lk, Dv = k.shape[2], v.shape[3]
@@ -503,7 +515,7 @@ def sdpa_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
     B, H, Lq, Dv = args["B"], args["H"], args["Lq"], args["Dv"]
     with q.device:
         out = cp.empty((B, H, Lq, Dv), dtype=q.dtype)
-        lse = cp.empty((B, H, Lq), dtype=q.dtype)
+        lse = cp.empty((B, H, Lq), dtype=_sdpa_acc(q.dtype))
         mod.sdpa_forward(**args, out=out.data.ptr, lse=lse.data.ptr,
                          stream=cp.cuda.get_current_stream().ptr)
     return out, lse
@@ -519,7 +531,7 @@ def sdpa_backward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed, out, ls
         dq = cp.empty((B, H, Lq, D), dtype=q.dtype)
         dk = cp.empty((B, H, Lk, D), dtype=q.dtype)
         dv = cp.empty((B, H, Lk, Dv), dtype=q.dtype)
-        rowdot = cp.empty((max(B * H * Lq, 1),), dtype=q.dtype)
+        rowdot = cp.empty((max(B * H * Lq, 1),), dtype=_sdpa_acc(q.dtype))
         mod.sdpa_backward(**args, out=out.data.ptr, lse=lse.data.ptr, grad_out=grad_out.data.ptr,
                           rowdot=rowdot.data.ptr, dq=dq.data.ptr, dk=dk.data.ptr,
                           dv=dv.data.ptr, stream=cp.cuda.get_current_stream().ptr)
@@ -989,3 +1001,183 @@ def upsample_nearest2d_backward(gy, fH, fW):
         mod.upsample_nearest2d(gy.data.ptr, gx.data.ptr, x_shape, fH, fW, True, dtype,
                                cp.cuda.get_current_stream().ptr)
     return gx
+
+
+# ----------------------------------------------------------------------------- norm / softmax
+# cuda/norm.h and cuda/softmax.h: same signatures and return values as backend.cpu's functions
+# of these families. Inputs are made C-contiguous (an explicit copy only for strided views);
+# outputs are allocated with CuPy; launches go on CuPy's current stream.
+
+
+def _nf_prep(op: str, *arrays):
+    """(mod, cp, dtype name, contiguous arrays) for float operands of one dtype (None passes)."""
+    mod, cp = require()
+    present = [a for a in arrays if a is not None]
+    _check_cupy(op, cp, **{f"arg{i}": a for i, a in enumerate(present)})
+    dtype = _dtype_name(op, *present)
+    return mod, cp, dtype, [None if a is None else cp.ascontiguousarray(a) for a in arrays]
+
+
+def _p(a) -> int:
+    return 0 if a is None else a.data.ptr
+
+
+def _stream(cp) -> int:
+    return cp.cuda.get_current_stream().ptr
+
+
+def _bn_dims(x):
+    N, C = x.shape[0], x.shape[1]
+    S = 1
+    for s in x.shape[2:]:
+        S *= s
+    return N, C, S
+
+
+def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    mod, cp, dt, (x, weight, bias) = _nf_prep("batch_norm", x, weight, bias)
+    N, C, S = _bn_dims(x)
+    for name, r in (("running_mean", running_mean), ("running_var", running_var)):
+        if r is not None and (not r.flags.c_contiguous or r.dtype != x.dtype):
+            raise ValueError(f"[batch_norm] {name} must be a contiguous {x.dtype} array")
+    with x.device:
+        y = cp.empty_like(x)
+        mean = cp.empty((C,), dtype=x.dtype)
+        invstd = cp.empty((C,), dtype=x.dtype)
+        mod.batch_norm_forward(_p(x), _p(weight), _p(bias), _p(running_mean), _p(running_var),
+                               _p(y), _p(mean), _p(invstd), N, C, S, bool(training),
+                               float(momentum), float(eps), dt, _stream(cp))
+    return y, mean, invstd
+
+
+def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training, needs):
+    mod, cp, dt, (dy, x, weight) = _nf_prep("batch_norm", dy, x, weight)
+    N, C, S = _bn_dims(x)
+    with x.device:
+        dx = cp.empty_like(x) if needs[0] else None
+        dw = cp.empty((C,), dtype=x.dtype) if needs[1] else None
+        db = cp.empty((C,), dtype=x.dtype) if needs[2] else None
+        mod.batch_norm_backward(_p(dy), _p(x), _p(weight), _p(save_mean), _p(save_invstd),
+                                _p(dx), _p(dw), _p(db), N, C, S, bool(training), dt, _stream(cp))
+    return dx, dw, db
+
+
+def layer_norm_forward(x2, weight, bias, eps):
+    mod, cp, dt, (x2, weight, bias) = _nf_prep("layer_norm", x2, weight, bias)
+    M, N = x2.shape
+    with x2.device:
+        y = cp.empty_like(x2)
+        mean = cp.empty((M,), dtype=x2.dtype)
+        rstd = cp.empty((M,), dtype=x2.dtype)
+        mod.layer_norm_forward(_p(x2), _p(weight), _p(bias), _p(y), _p(mean), _p(rstd), M, N,
+                               float(eps), dt, _stream(cp))
+    return y, mean, rstd
+
+
+def layer_norm_backward(dy2, x2, weight, mean, rstd, needs):
+    mod, cp, dt, (dy2, x2, weight) = _nf_prep("layer_norm", dy2, x2, weight)
+    M, N = x2.shape
+    with x2.device:
+        dx = cp.empty_like(x2) if needs[0] else None
+        dw = cp.empty((N,), dtype=x2.dtype) if needs[1] else None
+        db = cp.empty((N,), dtype=x2.dtype) if needs[2] else None
+        mod.layer_norm_backward(_p(dy2), _p(x2), _p(weight), _p(mean), _p(rstd), _p(dx), _p(dw),
+                                _p(db), M, N, dt, _stream(cp))
+    return dx, dw, db
+
+
+def _split_dim(shape, dim):
+    outer = inner = 1
+    for s in shape[:dim]:
+        outer *= s
+    for s in shape[dim + 1:]:
+        inner *= s
+    return outer, (shape[dim] if shape else 1), inner
+
+
+def softmax_forward(x, dim, log):
+    op = "log_softmax" if log else "softmax"
+    mod, cp, dt, (x,) = _nf_prep(op, x)
+    outer, d, inner = _split_dim(x.shape, dim % max(x.ndim, 1))
+    with x.device:
+        y = cp.empty_like(x)
+        mod.softmax_forward(_p(x), _p(y), outer, d, inner, bool(log), dt, _stream(cp))
+    return y
+
+
+def softmax_backward(y, dy, dim, log):
+    op = "log_softmax" if log else "softmax"
+    mod, cp, dt, (y, dy) = _nf_prep(op, y, dy)
+    outer, d, inner = _split_dim(y.shape, dim % max(y.ndim, 1))
+    with y.device:
+        dx = cp.empty_like(y)
+        mod.softmax_backward(_p(y), _p(dy), _p(dx), outer, d, inner, bool(log), dt, _stream(cp))
+    return dx
+
+
+def _check_targets(op, cp, target, C, ignore_index):
+    """Every class index in [0, C) or == ignore_index (one device reduction and a sync)."""
+    if target.dtype != np.int64:
+        raise TypeError(f"[{op}] class-index target must be int64 but is {target.dtype}")
+    if target.size:
+        bad = cp.logical_and(target != ignore_index, cp.logical_or(target < 0, target >= C))
+        if bool(bad.any()):
+            v = int(target[bad].ravel()[0])
+            raise ValueError(f"[{op}] target {v} is out of bounds: expected a class index in "
+                             f"[0, {C}) or ignore_index ({ignore_index})")
+
+
+def cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, need_grad):
+    op = "cross_entropy"
+    mod, cp, dt, (x, weight) = _nf_prep(op, x, weight)
+    N, C, D = _bn_dims(x)
+    target = cp.ascontiguousarray(target)
+    probs = target.dtype.kind == "f"
+    if probs:
+        _dtype_name(op, x, target)
+    else:
+        _check_targets(op, cp, target, C, ignore_index)
+    sshape = (x.shape[0],) + tuple(x.shape[2:])
+    with x.device:
+        loss = cp.empty(sshape, dtype=x.dtype)
+        sw = cp.empty(sshape, dtype=x.dtype)
+        dl = cp.empty_like(x) if need_grad else None
+        mod.cross_entropy_forward(_p(x), 0 if probs else _p(target), _p(target) if probs else 0,
+                                  _p(weight), _p(loss), _p(sw), _p(dl), N, C, D,
+                                  int(ignore_index), float(label_smoothing), dt, _stream(cp))
+    return loss, sw, dl
+
+
+def nll_loss_forward(x, target, weight, ignore_index):
+    op = "nll_loss"
+    mod, cp, dt, (x, weight) = _nf_prep(op, x, weight)
+    N, C, D = _bn_dims(x)
+    target = cp.ascontiguousarray(target)
+    _check_targets(op, cp, target, C, ignore_index)
+    sshape = (x.shape[0],) + tuple(x.shape[2:])
+    with x.device:
+        loss = cp.empty(sshape, dtype=x.dtype)
+        sw = cp.empty(sshape, dtype=x.dtype)
+        mod.nll_loss_forward(_p(x), _p(target), _p(weight), _p(loss), _p(sw), N, C, D,
+                             int(ignore_index), dt, _stream(cp))
+    return loss, sw
+
+
+def nll_loss_backward(x, target, weight, ignore_index, g):
+    op = "nll_loss"
+    mod, cp, dt, (x, weight, g) = _nf_prep(op, x, weight, g)
+    N, C, D = _bn_dims(x)
+    target = cp.ascontiguousarray(target)
+    with x.device:
+        dx = cp.empty_like(x)
+        mod.nll_loss_backward(_p(target), _p(weight), _p(g), _p(dx), N, C, D, int(ignore_index),
+                              dt, _stream(cp))
+    return dx
+
+
+def erf(x):
+    """Elementwise erf (CuPy's special function kernel)."""
+    require()
+    from cupyx.scipy.special import erf as _erf
+
+    return _erf(x)

@@ -15,8 +15,9 @@ def _sample(fn: Callable[[], object], inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
-def run_case_interleaved(name: str, nbytes: float, impls: dict, min_time: float,
-                         repeats: int = 7) -> dict:
+def run_case_interleaved(
+    name: str, nbytes: float, impls: dict, min_time: float, repeats: int = 7
+) -> dict:
     """impls: {'pyengine': fn, 'torch': fn or None, ...}; reports GB/s (nbytes / median time)
     and ratio = pyengine / the best other."""
     fns = {k: f for k, f in impls.items() if f is not None}

@@ -28,8 +28,10 @@ def cases(quick: bool = False) -> list:
         ("batch_norm 32x64x56x56 fwd+bwd", "bn", (32, 64, 56, 56), True),
     ]
     if not quick:
-        out += [("batch_norm 4096x512 (N,C) fwd+bwd", "bn", (4096, 512), True),
-                ("layer_norm 2048x4096 fwd+bwd", "ln", (2048, 4096), True)]
+        out += [
+            ("batch_norm 4096x512 (N,C) fwd+bwd", "bn", (4096, 512), True),
+            ("layer_norm 2048x4096 fwd+bwd", "ln", (2048, 4096), True),
+        ]
     return out
 
 

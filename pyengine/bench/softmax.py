@@ -32,9 +32,10 @@ def cases(quick: bool = False) -> list:
         ("cross_entropy 8192x1000 fwd+bwd", "cross_entropy", (8192, 1000), 1, True),
     ]
     if not quick:
-        out += [("softmax 64x12x128x128 fwd+bwd", "softmax", (64, 12, 128, 128), -1, True),
-                ("cross_entropy 64x21x64x64 fwd+bwd", "cross_entropy", (64, 21, 64, 64), 1,
-                 True)]
+        out += [
+            ("softmax 64x12x128x128 fwd+bwd", "softmax", (64, 12, 128, 128), -1, True),
+            ("cross_entropy 64x21x64x64 fwd+bwd", "cross_entropy", (64, 21, 64, 64), 1, True),
+        ]
     return out
 
 
@@ -89,6 +90,7 @@ def run(quick: bool = False) -> list:
             impls["torch"] = _fns(op, shape, dim, backward, "torch", torch, rng)
         n = int(np.prod(shape))
         arrays = (2 if backward else 1) if op == "cross_entropy" else (5 if backward else 2)
-        rows.append(run_case_interleaved(name, 4.0 * n * arrays, impls,
-                                         min_time=0.3 if quick else 1.0))
+        rows.append(
+            run_case_interleaved(name, 4.0 * n * arrays, impls, min_time=0.3 if quick else 1.0)
+        )
     return rows

@@ -40,6 +40,15 @@ def _mask_array(op: str, name: str, mask, dtype) -> Optional[np.ndarray]:
     return mask.data
 
 
+def _map_same(fn, query, key, value):
+    """(fn(query), fn(key), fn(value)), with fn applied once to arguments that are the same
+    tensor, so that self-attention (query is key is value) stays recognizable."""
+    q = fn(query)
+    k = q if key is query else fn(key)
+    v = q if value is query else (k if value is key else fn(value))
+    return q, k, v
+
+
 def _additive(m, dtype, xp):
     """bool (True = masked out) -> 0 / -inf of dtype; float masks unchanged."""
     if m.dtype == np.bool_:
@@ -183,11 +192,11 @@ class MultiheadAttention(Module):
 
         # to (N, L, E)
         if not batched:
-            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
+            query, key, value = _map_same(lambda x: x.unsqueeze(0), query, key, value)
             if kpm is not None:
                 kpm = kpm.reshape((1,) + kpm.shape)
         elif not self.batch_first:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+            query, key, value = _map_same(lambda x: x.transpose(0, 1), query, key, value)
         N, L, S, H, hd = query.shape[0], query.shape[1], key.shape[1], self.num_heads, self.head_dim
         if query.shape[0] != key.shape[0]:
             raise ValueError(f"[{op}] query batch {query.shape[0]} != key batch {key.shape[0]}")

@@ -87,10 +87,6 @@ class _ConvNd(Module):
             raise ValueError(
                 f"[{op}] padding_mode must be one of {valid_modes}, got {padding_mode!r}"
             )
-        if padding_mode != "zeros":
-            raise NotImplementedError(
-                f"[{op}] padding_mode={padding_mode!r} is not implemented (only 'zeros')"
-            )
         fk = _factory(device, dtype, op)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -102,6 +98,15 @@ class _ConvNd(Module):
         self.output_padding = _ntuple(output_padding, n, "output_padding", op)
         self.groups = groups
         self.padding_mode = padding_mode
+        # torch's layout for F.pad (last dim first), used when padding_mode != 'zeros'
+        if isinstance(padding, str):
+            lo_hi = [
+                (d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) if padding == "same" else (0, 0)
+                for d, k in zip(dilation, kernel_size)
+            ]
+        else:
+            lo_hi = [(p, p) for p in padding]
+        self._reversed_padding_repeated_twice = [v for lh in reversed(lo_hi) for v in lh]
         if self._transposed:
             wshape = (in_channels, out_channels // groups) + kernel_size
         else:
@@ -129,11 +134,7 @@ class _ConvNd(Module):
             f"stride={self.stride}"
         )
         if self.padding != (0,) * n:
-            s += (
-                f", padding={self.padding!r}"
-                if isinstance(self.padding, str)
-                else f", padding={self.padding}"
-            )
+            s += f", padding={self.padding}"  # torch prints 'same' unquoted too
         if self.dilation != (1,) * n:
             s += f", dilation={self.dilation}"
         if self.output_padding != (0,) * n:
@@ -143,7 +144,7 @@ class _ConvNd(Module):
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode!r}"
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
@@ -183,6 +184,11 @@ class Conv2d(_ConvNd):
         )
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":  # as torch: pad explicitly, then an unpadded conv
+            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv2d(
+                input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+            )
         return F.conv2d(
             input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
         )
@@ -224,6 +230,11 @@ class Conv1d(_ConvNd):
         )
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":  # as torch: pad explicitly, then an unpadded conv
+            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv1d(
+                input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+            )
         return F.conv1d(
             input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
         )

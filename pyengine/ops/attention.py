@@ -89,8 +89,11 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
     for name, t in (("key", key), ("value", value)):
         if t.device != query.device:
             raise RuntimeError(f"[{_OP}] {name} is on {t.device} but query is on {query.device}")
-    if query.dtype not in (np.float32, np.float64):
-        raise TypeError(f"[{_OP}] query must be float32 or float64, got {query.dtype}")
+    floats = (np.float32, np.float64) + ((np.float16,) if query.device != "cpu" else ())
+    if query.dtype not in floats:
+        raise TypeError(
+            f"[{_OP}] query must be float32 or float64 (or float16 on CUDA), got {query.dtype}"
+        )
     for name, t in (("key", key), ("value", value)):
         if t.dtype != query.dtype:
             raise TypeError(

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _IntOr2 = Union[int, Sequence[int]]
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -72,9 +73,10 @@ def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool)
 def _check_input(input, op: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"[{op}] input must be a Tensor, got {type(input).__name__}")
-    if input.dtype.kind != "f" or input.dtype.itemsize not in (4, 8):
+    if input.dtype not in _FLOATS:
         raise TypeError(f"[{op}] expects a float32 or float64 input, got {input.dtype}")
-    if input.ndim not in (3, 4) or any(n == 0 for n in input.shape[-3:]):
+    shape = input.shape
+    if len(shape) not in (3, 4) or 0 in shape[-3:]:
         raise ValueError(
             f"[{op}] Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for "
             f"input, but got: {tuple(input.shape)}"
@@ -139,7 +141,12 @@ def _unbatch(t, added: bool):
 
 
 def _needs_grad(*ts) -> bool:
-    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in ts)
+    if not is_grad_enabled():
+        return False
+    for t in ts:
+        if isinstance(t, Tensor) and t.requires_grad:
+            return True
+    return False
 
 
 class _Ctx:
@@ -359,6 +366,8 @@ def avg_pool2d(
 
 
 def _adaptive_size(input: Tensor, output_size, op: str) -> tuple:
+    if type(output_size) is int and output_size >= 1:  # the common case, fast
+        return (output_size, output_size)
     if _is_int(output_size) or output_size is None:
         output_size = (output_size, output_size)
     if not isinstance(output_size, (tuple, list)) or len(output_size) not in (1, 2):
@@ -415,8 +424,6 @@ def _unpool_size(input: Tensor, k, s, p, output_size, op: str) -> tuple:
         output_size = tuple(output_size)
         if len(output_size) == 4:
             output_size = output_size[2:]
-        elif len(output_size) == 3 and input.ndim == 3:
-            output_size = output_size[1:]
         if len(output_size) != 2 or not all(_is_int(v) for v in output_size):
             raise ValueError(
                 f"[{op}] output_size should be a sequence containing 2 or 4 "

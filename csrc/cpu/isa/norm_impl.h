@@ -371,8 +371,8 @@ void layer_norm_forward(const LayerNormForward<T>& a) {
 // L1: dx, and the dweight / dbias partials pw / pb updated once per R rows instead of per row
 // (their read-modify-write cost as much as dx itself at R = 1).
 template <typename T, int R>
-void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, int64_t r_end,
-                      T* pw, T* pb) {
+void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, int64_t r_end, T* pw,
+                      T* pb) {
   const int64_t N = a.N;
   const T* w = a.weight;
   const T* g[R];
@@ -402,8 +402,8 @@ void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, i
           [=](int64_t j) { return gk[j] * w[j] * (xk[j] - mk); }, s0, s1);
     } else {
       stream_sum2<T>(
-          N, [=](int64_t j) { return gk[j]; }, [=](int64_t j) { return gk[j] * (xk[j] - mk); },
-          s0, s1);
+          N, [=](int64_t j) { return gk[j]; }, [=](int64_t j) { return gk[j] * (xk[j] - mk); }, s0,
+          s1);
     }
     // dx = rstd*g*w - rstd*s0/N - (x - mean) * rstd^3 * s1 / N
     const double rs = rstd[k];

@@ -369,6 +369,97 @@ void ce_sample(const CrossEntropy<T>& a, int64_t n, int64_t d, double wsum) {
   }
 }
 
+// D > 1 ((N, C, d1, ...) input): `w` <= kBlock consecutive positions j0..j0+w-1 of sample n
+// together, so the loops over classes run vectorized along the contiguous positions (the
+// per-sample path would walk each sample's classes at stride D). Same formulas as ce_sample.
+template <typename T>
+void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double wsum) {
+  const int64_t C = a.C, D = a.D;
+  const int64_t base = n * C * D + j0;
+  const T* x = a.x + base;
+  T* dl = a.dlogits ? a.dlogits + base : nullptr;
+  const T* q = a.target_prob ? a.target_prob + base : nullptr;
+  const T* cw = a.weight;
+  const double eps = a.label_smoothing, qs = eps / static_cast<double>(C);
+  T m[kBlock], e_sum[kBlock];
+  double acc_a[kBlock], acc_b[kBlock];  // class targets: sum w x; probabilities: A and B
+  for (int64_t j = 0; j < w; ++j) {
+    m[j] = -std::numeric_limits<T>::infinity();
+    e_sum[j] = 0;
+    acc_a[j] = acc_b[j] = 0;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = x + c * D;
+#pragma omp simd
+    for (int64_t j = 0; j < w; ++j) m[j] = xc[j] > m[j] ? xc[j] : m[j];
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = x + c * D;
+    const double wc = cw ? static_cast<double>(cw[c]) : 1.0;
+    if (dl) {
+      T* dc = dl + c * D;
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) {
+        const T e = vexp<T>(xc[j] - m[j]);
+        dc[j] = e;
+        e_sum[j] += e;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) e_sum[j] += vexp<T>(xc[j] - m[j]);
+    }
+    if (q) {
+      const T* qc = q + c * D;
+      for (int64_t j = 0; j < w; ++j) {
+        const double wq = wc * ((1 - eps) * static_cast<double>(qc[j]) + qs);
+        acc_a[j] += wq;
+        acc_b[j] += wq * static_cast<double>(xc[j]);
+      }
+    } else if (eps > 0) {
+      for (int64_t j = 0; j < w; ++j) acc_a[j] += wc * static_cast<double>(xc[j]);
+    }
+  }
+  for (int64_t j = 0; j < w; ++j) {
+    const int64_t s_idx = n * D + j0 + j;
+    const double lse = static_cast<double>(m[j]) + std::log(static_cast<double>(e_sum[j]));
+    const double inv_s = 1.0 / static_cast<double>(e_sum[j]);
+    if (q) {
+      a.loss[s_idx] = static_cast<T>(acc_a[j] * lse - acc_b[j]);
+      if (a.sample_weight) a.sample_weight[s_idx] = 1;
+      if (dl) {
+        const T kp = static_cast<T>(acc_a[j] * inv_s);
+        for (int64_t c = 0; c < C; ++c) {
+          const double wq = (cw ? static_cast<double>(cw[c]) : 1.0) *
+                            ((1 - eps) * static_cast<double>(q[c * D + j]) + qs);
+          dl[c * D + j] = static_cast<T>(dl[c * D + j] * kp - wq);
+        }
+      }
+      continue;
+    }
+    const int64_t t = a.target[s_idx];
+    if (t == a.ignore_index) {
+      a.loss[s_idx] = 0;
+      if (a.sample_weight) a.sample_weight[s_idx] = 0;
+      if (dl) {
+        for (int64_t c = 0; c < C; ++c) dl[c * D + j] = 0;
+      }
+      continue;
+    }
+    const double wt = cw ? static_cast<double>(cw[t]) : 1.0;
+    double loss = (1 - eps) * wt * (lse - static_cast<double>(x[t * D + j]));
+    if (eps > 0) loss += qs * (lse * wsum - acc_a[j]);
+    a.loss[s_idx] = static_cast<T>(loss);
+    if (a.sample_weight) a.sample_weight[s_idx] = static_cast<T>(wt);
+    if (dl) {
+      const T kp = static_cast<T>(((1 - eps) * wt + eps * wsum / static_cast<double>(C)) * inv_s);
+      const T kw = static_cast<T>(qs);
+      for (int64_t c = 0; c < C; ++c)
+        dl[c * D + j] = dl[c * D + j] * kp - kw * (cw ? cw[c] : T(1));
+      dl[t * D + j] -= static_cast<T>((1 - eps) * wt);
+    }
+  }
+}
+
 template <typename T>
 void cross_entropy(const CrossEntropy<T>& a) {
   const int64_t samples = a.N * a.D;
@@ -378,15 +469,25 @@ void cross_entropy(const CrossEntropy<T>& a) {
     wsum = 0;
     for (int64_t c = 0; c < a.C; ++c) wsum += a.weight[c];
   }
+  if (a.D > 1) {
+    const int64_t nb = (a.D + kBlock - 1) / kBlock;
+    const int nt = threads_for(samples * a.C * 4, a.N * nb);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t item = 0; item < a.N * nb; ++item) {
+      const int64_t n = item / nb, j0 = (item % nb) * kBlock;
+      ce_block(a, n, j0, std::min(kBlock, a.D - j0), wsum);
+    }
+    return;
+  }
   const int nt = threads_for(samples * a.C * 4, samples);
-  const int64_t ahead = a.D == 1 ? rows_ahead<T>(a.C) : 0;
+  const int64_t ahead = rows_ahead<T>(a.C);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t s = 0; s < samples; ++s) {
     if (ahead && s + ahead < samples) {
       prefetch_row(a.x + (s + ahead) * a.C, a.C);
       if (a.dlogits) prefetch_row_w(a.dlogits + (s + ahead) * a.C, a.C);
     }
-    ce_sample(a, s / a.D, s % a.D, wsum);
+    ce_sample(a, s, 0, wsum);
   }
 }
 
