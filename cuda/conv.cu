@@ -8,7 +8,8 @@
 // (so shared-memory reads are conflict-free and global stores are coalesced along j).
 // grad-weight: GW_g (Og x Cg*KH*KW) = GY_g (Og x N*OH*OW) * cols_g^T with the same tiles,
 // the long reduction over j split across blocks and summed with atomicAdd.
-// grad-input: the forward of conv_adjoint(p). grad-bias: one block per channel.
+// Input-dilated stride-1 convs run per output phase over only their live taps (see
+// PhaseGeo). grad-input: the forward of conv_adjoint(p). grad-bias: one block per channel.
 //
 // The tile loads and the multiply-accumulate are __host__ __device__ functions of the
 // thread index, so a host program can run a block's threads phase by phase and check the
@@ -244,6 +245,110 @@ PE_HD void split_range(long long nj, int splits, int s, long long& lo, long long
   if (hi > nj) hi = nj;
 }
 
+// ---- output phases (input dilation, stride 1) -----------------------------------------
+// A conv with input dilation d > 1 and stride 1 (transposed convs, grad-input of strided
+// convs) reads an inserted zero at most taps. Its outputs split into d_h x d_w phases
+// (oh mod d_h, ow mod d_w); within one phase only the taps whose offset lands on a real
+// input element contribute, at input row u + base[tap] for output row oh = r + d*u. Each
+// phase is then a dense stride-1 implicit GEMM over its own taps: no zero is multiplied.
+constexpr int kMaxPhaseTaps = 32;  // per dim; taller kernels use the generic path
+
+struct PhaseGeo {
+  int rh, rw;                                // the phase: outputs oh = rh + dih*u, ow = rw + diw*v
+  int U, V;                                  // outputs of this phase per dim
+  int nth, ntw;                              // taps of this phase per dim
+  int K;                                     // Cg * nth * ntw
+  long long NJ;                              // N * U * V
+  int kh[kMaxPhaseTaps], bh[kMaxPhaseTaps];  // tap, and input row offset: ih = u + bh
+  int kw[kMaxPhaseTaps], bw[kMaxPhaseTaps];
+};
+
+inline int floor_div_int(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Phase (rh, rw) of p (stride 1, idil > 1); false when it has no outputs. A phase with
+// outputs but no taps has K = 0: its outputs are the bias.
+inline bool make_phase(const Geo& p, int rh, int rw, PhaseGeo& f) {
+  f = PhaseGeo{};
+  f.rh = rh;
+  f.rw = rw;
+  f.U = rh < p.OH ? (p.OH - rh + p.dih - 1) / p.dih : 0;
+  f.V = rw < p.OW ? (p.OW - rw + p.diw - 1) / p.diw : 0;
+  if (f.U == 0 || f.V == 0) return false;
+  for (int k = 0; k < p.KH; ++k) {
+    const int q = rh + k * p.dkh - p.plh;  // dilated input coordinate at u = 0
+    if (((q % p.dih) + p.dih) % p.dih == 0) {
+      f.kh[f.nth] = k;
+      f.bh[f.nth++] = floor_div_int(q, p.dih);
+    }
+  }
+  for (int k = 0; k < p.KW; ++k) {
+    const int q = rw + k * p.dkw - p.plw;
+    if (((q % p.diw) + p.diw) % p.diw == 0) {
+      f.kw[f.ntw] = k;
+      f.bw[f.ntw++] = floor_div_int(q, p.diw);
+    }
+  }
+  f.K = p.Cg * f.nth * f.ntw;
+  f.NJ = static_cast<long long>(p.N) * f.U * f.V;
+  return true;
+}
+
+// Phase forward, one K slice: a = W_g over the phase's taps, b = its dense columns.
+template <typename T>
+PE_HD void phase_load(const Geo& p, const PhaseGeo& f, const T* x, const T* w, int g, int o0,
+                      long long j0, int k0, int tid, Tiles<T>& s) {
+  const int taps = f.nth * f.ntw;
+  for (int i = tid; i < kBM * kBK; i += kThreads) {
+    const int kk = i % kBK, r = i / kBK;
+    const int o = o0 + r, k = k0 + kk;
+    T v = T(0);
+    if (o < p.Og && k < f.K) {
+      const int c = k / taps, t = k - c * taps;
+      const int th = t / f.ntw, tw = t - th * f.ntw;
+      v = w[widx(p, g, o, (c * p.KH + f.kh[th]) * p.KW + f.kw[tw])];
+    }
+    s.a[kk][r] = v;
+  }
+  const int uv = f.U * f.V;
+  for (int i = tid; i < kBK * kBN; i += kThreads) {
+    const int jj = i % kBN, kk = i / kBN;
+    const long long j = j0 + jj;
+    const int k = k0 + kk;
+    T v = T(0);
+    if (j < f.NJ && k < f.K) {
+      const int c = k / taps, t = k - c * taps;
+      const int th = t / f.ntw, tw = t - th * f.ntw;
+      const long long n = j / uv;
+      const int r = static_cast<int>(j - n * uv);
+      const int u = r / f.V, vv = r - (r / f.V) * f.V;
+      const int ih = u + f.bh[th], iw = vv + f.bw[tw];
+      if (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W)
+        v = x[((n * p.C + g * p.Cg + c) * p.H + ih) * p.W + iw];
+    }
+    s.b[kk][jj] = v;
+  }
+}
+
+template <typename T>
+PE_HD void phase_store(const Geo& p, const PhaseGeo& f, const T* bias, T* y, int g, int o0,
+                       long long j0, int tid, const T (&acc)[kTM][kTN]) {
+  const int tx = tid % 16, ty = tid / 16;
+  const int uv = f.U * f.V;
+  for (int i = 0; i < kTM; ++i) {
+    const int o = o0 + ty + 16 * i;
+    if (o >= p.Og) continue;
+    const T b = bias != nullptr ? bias[g * p.Og + o] : T(0);
+    for (int j = 0; j < kTN; ++j) {
+      const long long col = j0 + tx + 16 * j;
+      if (col >= f.NJ) continue;
+      const long long n = col / uv;
+      const int r = static_cast<int>(col - n * uv);
+      const int oh = f.rh + p.dih * (r / f.V), ow = f.rw + p.diw * (r % f.V);
+      y[((n * p.O + g * p.Og + o) * p.OH + oh) * static_cast<long long>(p.OW) + ow] = acc[i][j] + b;
+    }
+  }
+}
+
 // ---- kernels -------------------------------------------------------------------
 // grid (ceil(NJ/64), ceil(Og/64), G), 256 threads.
 template <typename T>
@@ -261,6 +366,24 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
   }
   fwd_store(p, bias, y, g, o0, j0, threadIdx.x, acc);
+}
+
+// One output phase: grid (ceil(NJ_phase/64), ceil(Og/64), G), 256 threads.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    conv_phase_kernel(Geo p, PhaseGeo f, const T* __restrict__ x, const T* __restrict__ w,
+                      const T* __restrict__ bias, T* __restrict__ y) {
+  __shared__ Tiles<T> s;
+  const int g = blockIdx.z, o0 = blockIdx.y * kBM;
+  const long long j0 = static_cast<long long>(blockIdx.x) * kBN;
+  T acc[kTM][kTN] = {};
+  for (int k0 = 0; k0 < f.K; k0 += kBK) {
+    phase_load(p, f, x, w, g, o0, j0, k0, threadIdx.x, s);
+    __syncthreads();
+    tile_fma(s, threadIdx.x, acc);
+    __syncthreads();
+  }
+  phase_store(p, f, bias, y, g, o0, j0, threadIdx.x, acc);
 }
 
 // grid (ceil(K/64), ceil(Og/64), G*splits), 256 threads; gw zeroed before.
@@ -316,6 +439,12 @@ int gw_splits(const Geo& p) {
   return static_cast<int>(s);
 }
 
+// The phase kernels serve input-dilated stride-1 convs whose kernel fits kMaxPhaseTaps.
+inline bool use_phases(const Geo& p) {
+  return p.sh == 1 && p.sw == 1 && (p.dih > 1 || p.diw > 1) && p.KH <= kMaxPhaseTaps &&
+         p.KW <= kMaxPhaseTaps && static_cast<long long>(p.dih) * p.diw <= 4096;
+}
+
 }  // namespace conv_detail
 
 using namespace conv_detail;
@@ -325,6 +454,17 @@ void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T*
                   cudaStream_t stream) {
   const Geo q = make_geo(p);
   if (q.NJ == 0 || q.Og == 0) return;
+  if (use_phases(q)) {  // one launch per output phase, no inserted zero multiplied
+    PhaseGeo f;
+    for (int rh = 0; rh < q.dih; ++rh)
+      for (int rw = 0; rw < q.diw; ++rw) {
+        if (!make_phase(q, rh, rw, f)) continue;
+        const dim3 grid(blocks(f.NJ, kBN), blocks(q.Og, kBM), q.G);
+        conv_phase_kernel<T><<<grid, kThreads, 0, stream>>>(q, f, x, w, bias, y);
+        PE_CUDA_CHECK_LAUNCH("conv_forward");
+      }
+    return;
+  }
   const dim3 grid(blocks(q.NJ, kBN), blocks(q.Og, kBM), q.G);
   conv_fwd_kernel<T><<<grid, kThreads, 0, stream>>>(q, x, w, bias, y);
   PE_CUDA_CHECK_LAUNCH("conv_forward");

@@ -13,6 +13,9 @@
 //   conv_grad_bias    gy                                    -> gb (O)
 // Method: implicit GEMM (the im2col matrix is never stored: tiles of it are gathered into
 // shared memory). Forward: per group, (Og) x (N*OH*OW) = W (Og x Cg*KH*KW) * cols.
+// A conv with input dilation and stride 1 (transposed convs; the grad-input of strided convs)
+// runs one such GEMM per output phase (oh mod idil_h, ow mod idil_w) over only the taps that
+// meet real input elements, so no inserted zero is multiplied.
 // grad-input: the forward of the adjoint convolution (stride <-> idil, flip and wtrans
 // toggled). grad-weight: (Og) x (Cg*KH*KW) reduced over N*OH*OW, split over blocks and
 // summed with atomicAdd (so its float rounding order is not fixed from run to run).

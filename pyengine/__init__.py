@@ -28,38 +28,120 @@ def _extend_path_to_compiled() -> None:
 
 _extend_path_to_compiled()
 
-from . import _C  # noqa: E402
-from ._dtype import (
-    bool_, double, float16, float32, float64, get_default_dtype, half, int32, int64, long,
+from . import (  # noqa: E402,F401  # noqa: E402,F401
+    _C,  # noqa: E402
+    autograd,
+    backend,
+    data,
+    functional,
+    nn,  # noqa: E402,F401
+    ops,  # noqa: E402  (binds Tensor methods)
+    optim,
 )
-from ._dtype import bool_ as bool  # noqa: A001  (torch.bool)
+from ._dtype import (
+    bool_,
+    double,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int32,
+    int64,
+    long,
+)
+from ._dtype import bool_ as bool  # noqa: A001,F401  (torch.bool)
 from ._dtype import float as float  # noqa: A001,F401  (torch.float)
 from ._info import (
-    get_cpu_isa, get_num_threads, info, set_cpu_isa, set_num_threads, supported_cpu_isas,
+    get_cpu_isa,
+    get_num_threads,
+    info,
+    set_cpu_isa,
+    set_num_threads,
+    supported_cpu_isas,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .tensor import (
-    Tensor, arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
-    linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, tensor,
-    zeros, zeros_like,
-)
-from . import ops  # noqa: E402  (binds Tensor methods)
-from .ops import *  # noqa: E402,F401,F403
 from .kernels import gemm, gemm_strided_batched  # noqa: E402
-from . import autograd, backend, functional  # noqa: E402,F401
-from . import nn  # noqa: E402,F401
-from . import data, optim  # noqa: E402,F401
+from .ops import *  # noqa: E402,F401,F403
 from .serialization import load, save  # noqa: E402
+from .tensor import (
+    Tensor,
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 
 __version__ = _C.__version__
 
 __all__ = [
-    "Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full",
-    "empty", "arange", "linspace", "eye", "rand", "randn", "randint", "zeros_like", "ones_like",
-    "full_like", "empty_like", "rand_like", "randn_like", "manual_seed", "float32", "float64",
-    "float16", "int32", "int64", "bool_", "double", "half", "long", "get_default_dtype",
-    "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "info", "set_num_threads",
-    "get_num_threads", "set_cpu_isa", "get_cpu_isa", "supported_cpu_isas", "gemm",
-    "gemm_strided_batched", "autograd", "functional", "nn", *ops.__all__,
-    "data", "optim", "save", "load",
+    "Tensor",
+    "tensor",
+    "as_tensor",
+    "from_numpy",
+    "from_dlpack",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "arange",
+    "linspace",
+    "eye",
+    "rand",
+    "randn",
+    "randint",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_like",
+    "rand_like",
+    "randn_like",
+    "manual_seed",
+    "float32",
+    "float64",
+    "float16",
+    "int32",
+    "int64",
+    "bool_",
+    "double",
+    "half",
+    "long",
+    "get_default_dtype",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "set_grad_enabled",
+    "info",
+    "set_num_threads",
+    "get_num_threads",
+    "set_cpu_isa",
+    "get_cpu_isa",
+    "supported_cpu_isas",
+    "gemm",
+    "gemm_strided_batched",
+    "autograd",
+    "functional",
+    "nn",
+    *ops.__all__,
+    "data",
+    "optim",
+    "save",
+    "load",
 ]

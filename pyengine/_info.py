@@ -59,6 +59,7 @@ def info(print_: bool = False) -> dict:
         "best_cpu_isa": _C.best_cpu_isa(),
         "supported_cpu_isas": supported_cpu_isas(),
         "num_threads": _C.get_num_threads(),
+        "allocator": _C.allocator,
         "cuda_option": b.get("CUDA_OPTION", "unknown"),
         "cuda_compiler": b.get("CUDA_COMPILER", "").strip() or None,
         "cuda_archs": b.get("CUDA_ARCHS") if b.get("CUDA_BUILT") else None,

@@ -52,6 +52,9 @@ CONV2D = [
     ((2, 6, 7, 8), (2, 6, 3, 3), True, 1, 1, 1, 1),  # fewer outputs than inputs: via col2im
     ((1, 8, 6, 5), (4, 4, 3, 2), True, 1, (1, 0), 1, 2),
     ((1, 3, 6, 9), (2, 3, 3, 3), True, 2, 1, 1, 1),  # odd W with stride 2 (phase split)
+    ((2, 3, 9, 11), (3, 1, 3, 3), True, 2, 1, 1, 3),  # depthwise, strided, odd W
+    ((1, 4, 10, 9), (4, 1, 3, 2), False, (1, 2), (2, 1), 2, 4),  # depthwise, dilated
+    ((2, 6, 7, 8), (6, 1, 5, 5), True, 1, "same", 1, 6),  # depthwise 5x5 'same'
 ]
 
 
@@ -265,6 +268,20 @@ GENERAL = [
         groups=2,
         dilation=(1, 2),
     ),
+    # depthwise (one channel per group): the direct loops instead of a one-row GEMM
+    dict(stride=(2, 3), input_dilation=(2, 2), pad_lo=(1, 2), pad_hi=(2, 0), groups=3, dw=True),
+    dict(
+        stride=(1, 1),
+        input_dilation=(2, 3),
+        pad_lo=(2, 1),
+        pad_hi=(1, 3),
+        groups=2,
+        flip=True,
+        wtrans=True,
+        dw=True,
+    ),
+    dict(stride=(2, 2), pad_lo=(1, 0), pad_hi=(0, 1), groups=2, dw=True),
+    dict(stride=(1, 1), pad_lo=(2, 0), pad_hi=(0, 2), groups=3, dilation=(2, 1), dw=True),
 ]
 
 
@@ -272,10 +289,10 @@ GENERAL = [
 @pytest.mark.parametrize("geo", GENERAL, ids=str)
 def test_conv_general(geo, dtype):
     groups = geo.get("groups", 1)
-    c, o = 2 * groups, 3 * groups
+    c, o = (groups, groups) if geo.get("dw") else (2 * groups, 3 * groups)
     wshape = (c, o // groups, 3, 2) if geo.get("wtrans") else (o, c // groups, 3, 2)
     x = (2, c, 5, 4)
-    kw = dict(geo)
+    kw = {k: v for k, v in geo.items() if k != "dw"}
     tol = GRAD_TOL[np.dtype(dtype)]
     check_op(
         conv_general,
@@ -638,8 +655,9 @@ def test_cuda_kernels_host_emulation(tmp_path):
         ],
         check=True,
         capture_output=True,
+        timeout=600,
     )
-    out = subprocess.run([exe], capture_output=True, text=True)
+    out = subprocess.run([exe], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 failures" in out.stdout
 

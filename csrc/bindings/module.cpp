@@ -8,6 +8,7 @@
 #include "bindings/register.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/parallel.h"
 
 namespace py = pybind11;
@@ -24,6 +25,7 @@ PYBIND11_MODULE(_C, m) {
   });
 
   m.attr("__version__") = PYENGINE_VERSION;
+  m.attr("allocator") = pyengine::tune_allocator();
   m.def("get_num_threads", &pyengine::get_num_threads);
   m.def("set_num_threads", &pyengine::set_num_threads, py::arg("n"));
   m.def("openmp_enabled", &pyengine::openmp_enabled);

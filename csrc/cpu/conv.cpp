@@ -5,12 +5,16 @@
 //   adjoint_col2im      gx = col2im(Wc^T * gy)         (p's grad-input; used for every conv
 //                                                       with idil > 1 and stride 1, i.e.
 //                                                       transposed convs, as the adjoint of
-//                                                       a conv with idil == 1)
+//                                                       a conv with idil == 1; see
+//                                                       via_adjoint for the other case)
 //   grad_weight_im2col  gW = sum_n gy * im2col(x)^T
 // Wc is the weight in canonical layout (groups, Og, Cg*KH*KW), which is the stored weight
 // itself for conv2d and a repacked copy (flip / transposed storage) otherwise; weights are
-// small next to the activations. A 1x1, stride-1, unpadded conv skips im2col: the image is
-// already the GEMM's B matrix.
+// small next to the activations. Special cases inside the primitives: a 1x1, stride-1,
+// unpadded conv skips im2col (the image is already the GEMM's B matrix); a depthwise conv
+// (one channel in and out per group) skips the GEMM (each tap is a scalar times image rows);
+// a W-strided image is first copied into a phase-split layout so that every tap moves
+// contiguous runs.
 #include "cpu/conv.h"
 
 #include <algorithm>
@@ -138,18 +142,29 @@ int64_t widx(const ConvParams& p, const Geo& q, int64_t g, int64_t o, int64_t c,
   return p.wtrans ? ((g * q.Cg + c) * q.Og + o) * q.KK + k : ((g * q.Og + o) * q.Cg + c) * q.KK + k;
 }
 
+// Visits every (g, o, c) of the weight in 16 x 16 tiles of (o, c), so that a transposed
+// layout (wtrans) is read and written a cache line at a time rather than a stride apart.
+template <typename F>
+void for_weight_tiles(const ConvParams& p, const Geo& q, F&& fn) {
+  constexpr int64_t kTile = 16;
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t o0 = 0; o0 < q.Og; o0 += kTile)
+      for (int64_t c0 = 0; c0 < q.Cg; c0 += kTile)
+        for (int64_t o = o0; o < std::min(o0 + kTile, q.Og); ++o)
+          for (int64_t c = c0; c < std::min(c0 + kTile, q.Cg); ++c) fn(g, o, c);
+}
+
 // The weight as (groups, Og, Cg*KH*KW) row-major: w itself when already so, else a copy in
 // the calling thread's workspace.
 template <typename T>
 const T* canonical_weight(const ConvParams& p, const Geo& q, const T* w) {
   if (!p.flip && !p.wtrans) return w;
   T* dst = t_wpack.get<T>(p.groups * q.Og * q.CKK);
-  T* d = dst;
-  for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t o = 0; o < q.Og; ++o)
-      for (int64_t c = 0; c < q.Cg; ++c)
-        for (int64_t kh = 0; kh < p.KH; ++kh)
-          for (int64_t kw = 0; kw < p.KW; ++kw) *d++ = w[widx(p, q, g, o, c, kh, kw)];
+  for_weight_tiles(p, q, [&](int64_t g, int64_t o, int64_t c) {
+    T* d = dst + ((g * q.Og + o) * q.Cg + c) * q.KK;
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) d[kh * p.KW + kw] = w[widx(p, q, g, o, c, kh, kw)];
+  });
   return dst;
 }
 
@@ -171,7 +186,7 @@ int64_t source(int64_t q, int64_t idil, int64_t in) {
 }
 
 // Output rows [oh0, oh1) form one chunk of columns: a (Cg*KH*KW) x ((oh1-oh0)*OW) matrix.
-// Chunks keep the column buffer in L2 (it is written once and read once by the GEMM).
+// Chunks bound the column buffer of large images (see chunk_rows).
 struct Rows {
   int64_t oh0, oh1;
 };
@@ -179,7 +194,7 @@ struct Rows {
 // How an image (Cg, H, W) of one (image, group) is laid out for the column walk. Plain:
 // rows of W. Phase-split (for stride sw > 1 along W): each row stored as sw phases of
 // wp = ceil(W / sw) elements, element iw at [iw % sw][iw / sw]; a tap then reads or writes
-// a contiguous run (memcpy / vector adds) instead of every sw-th element.
+// a contiguous run (vectorizable copies / adds) instead of every sw-th element.
 struct Layout {
   bool split = false;
   int64_t wp = 0;       // phase length (split)
@@ -259,23 +274,24 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 // found by source(ow*sw + off) (idil > 1).
 struct Seg {
   int64_t lo, hi, off, run, sw;
+  int64_t tap;  // kh*KW + kw
 };
 
 // Walks the column matrix of one (image, group) for output rows r and calls
 // row_fn(col_row_ptr, img_row_ptr_or_null, seg) for every output row segment. im2col and
-// col2im are this walk with a gather or a scatter-add. Channels are split over nt threads
-// (each channel's image plane and column rows are its own).
+// col2im are this walk with a gather or a scatter-add. Tap t's rows start at col + t*ld
+// (ld = 0: every tap walks the same rows, which the depthwise loops use). Channels are split
+// over nt threads (each channel's image plane and column rows are its own).
 template <typename T, typename Src, typename Fn>
 void walk_columns(const ConvParams& p, const Geo& q, Rows r, Layout lay, Src* img, T* col,
-                  [[maybe_unused]] int nt, Fn&& row_fn) {
+                  int64_t ld, [[maybe_unused]] int nt, Fn&& row_fn) {
   const int64_t sh = p.stride[0], sw = p.stride[1];
-  const int64_t ld = (r.oh1 - r.oh0) * q.OW;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t c = 0; c < q.Cg; ++c) {
     for (int64_t kh = 0; kh < p.KH; ++kh) {
       const int64_t offh = kh * p.kdil[0] - p.pad_lo[0];
       for (int64_t kw = 0; kw < p.KW; ++kw) {
-        Seg seg{0, 0, kw * p.kdil[1] - p.pad_lo[1], 0, sw};
+        Seg seg{0, 0, kw * p.kdil[1] - p.pad_lo[1], 0, sw, kh * p.KW + kw};
         if (p.idil[1] == 1) {
           valid_range(p.W, q.OW, sw, seg.off, seg.lo, seg.hi);
           if (lay.split) {  // phase off mod sw, starting at element floor(off / sw)
@@ -311,7 +327,8 @@ template <typename T>
 void im2col(const ConvParams& p, const Geo& q, Rows r, Layout lay, const T* img, T* col, int nt) {
   const int64_t OW = q.OW;
   const int64_t idw = p.idil[1];
-  walk_columns(p, q, r, lay, img, col, nt, [&](T* d, const T* s, const Seg& g) {
+  const int64_t ld = (r.oh1 - r.oh0) * OW;
+  walk_columns(p, q, r, lay, img, col, ld, nt, [&](T* d, const T* s, const Seg& g) {
     if (s == nullptr) {
       for (int64_t ow = 0; ow < OW; ++ow) d[ow] = T(0);
     } else if (idw == 1) {
@@ -336,7 +353,8 @@ template <typename T>
 void col2im(const ConvParams& p, const Geo& q, Rows r, Layout lay, const T* col, T* img, int nt) {
   const int64_t OW = q.OW;
   const int64_t idw = p.idil[1];
-  walk_columns(p, q, r, lay, img, const_cast<T*>(col), nt, [&](const T* d, T* s, const Seg& g) {
+  const int64_t ld = (r.oh1 - r.oh0) * OW;
+  walk_columns(p, q, r, lay, img, const_cast<T*>(col), ld, nt, [&](const T* d, T* s, const Seg& g) {
     if (s == nullptr) return;
     if (idw == 1) {
       T* run = s + g.run;
@@ -350,10 +368,78 @@ void col2im(const ConvParams& p, const Geo& q, Rows r, Layout lay, const T* col,
   });
 }
 
-// Output rows per chunk of columns. Measured on Zen 5 (1 thread, 64->64 3x3 at 56x56):
-// L2-sized chunks (128-512 KiB) were ~5% slower than whole-image columns (7 MiB), as the
-// GEMM then packs narrower B panels more often and L3 absorbs the column traffic; so chunks
-// only bound the workspace for large images (8 MiB per thread, >= 1024 GEMM columns).
+// ---- depthwise ------------------------------------------------------------------
+// With one input and one output channel per group (depthwise convs) the GEMM of an item would
+// have a single row: instead each tap's scalar weight is applied to whole image rows, with no
+// column buffer. Same walk, same segments as im2col / col2im.
+bool depthwise(const Geo& q) { return q.Cg == 1 && q.Og == 1; }
+
+// out (OH x OW) += sum over taps of wk[tap] * the tap's input rows.
+template <typename T>
+void dw_forward(const ConvParams& p, const Geo& q, Layout lay, const T* img, const T* wk, T* out) {
+  const int64_t idw = p.idil[1], OW = q.OW;
+  walk_columns(p, q, Rows{0, q.OH}, lay, img, out, 0, 1, [&](T* d, const T* s, const Seg& g) {
+    if (s == nullptr) return;
+    const T wv = wk[g.tap];
+    if (idw == 1) {
+      const T* run = s + g.run;
+      for (int64_t ow = g.lo; ow < g.hi; ++ow) d[ow] += wv * run[ow];
+    } else {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t iw = source(ow * g.sw + g.off, idw, p.W);
+        if (iw >= 0) d[ow] += wv * s[iw];
+      }
+    }
+  });
+}
+
+// img (in layout lay) += the adjoint of dw_forward applied to gout (OH x OW).
+template <typename T>
+void dw_adjoint(const ConvParams& p, const Geo& q, Layout lay, const T* gout, const T* wk, T* img) {
+  const int64_t idw = p.idil[1], OW = q.OW;
+  walk_columns(p, q, Rows{0, q.OH}, lay, img, const_cast<T*>(gout), 0, 1,
+               [&](const T* d, T* s, const Seg& g) {
+                 if (s == nullptr) return;
+                 const T wv = wk[g.tap];
+                 if (idw == 1) {
+                   T* run = s + g.run;
+                   for (int64_t ow = g.lo; ow < g.hi; ++ow) run[ow] += wv * d[ow];
+                 } else {
+                   for (int64_t ow = 0; ow < OW; ++ow) {
+                     const int64_t iw = source(ow * g.sw + g.off, idw, p.W);
+                     if (iw >= 0) s[iw] += wv * d[ow];
+                   }
+                 }
+               });
+}
+
+// gk[tap] += sum over output positions of gout * the tap's input.
+template <typename T>
+void dw_grad_weight(const ConvParams& p, const Geo& q, Layout lay, const T* img, const T* gout,
+                    T* gk) {
+  const int64_t idw = p.idil[1], OW = q.OW;
+  walk_columns(p, q, Rows{0, q.OH}, lay, img, const_cast<T*>(gout), 0, 1,
+               [&](const T* d, const T* s, const Seg& g) {
+                 if (s == nullptr) return;
+                 T acc = T(0);
+                 if (idw == 1) {
+                   const T* run = s + g.run;
+                   for (int64_t ow = g.lo; ow < g.hi; ++ow) acc += d[ow] * run[ow];
+                 } else {
+                   for (int64_t ow = 0; ow < OW; ++ow) {
+                     const int64_t iw = source(ow * g.sw + g.off, idw, p.W);
+                     if (iw >= 0) acc += d[ow] * s[iw];
+                   }
+                 }
+                 gk[g.tap] += acc;
+               });
+}
+
+// Output rows per chunk of columns. Measured on Zen 5 (64->64 3x3 at 56x56, 7 MiB of
+// columns per image): with 2 threads (one image each) 2-4 MiB chunks ran 10% faster than
+// whole-image columns (two 7 MiB buffers and the GEMMs' B panels crowd L3); with 1 thread
+// they ran 4% slower, and L2-sized chunks (<= 512 KiB) were slower in both (the GEMM then
+// packs narrow B panels). Default: 2 MiB per thread, at least ~1024 GEMM columns.
 // PYENGINE_CONV_CHUNK_BYTES sets the target exactly (tests use it to force 1-row chunks).
 int64_t chunk_rows(const Geo& q, int64_t elem_size) {
   const int64_t row_bytes = std::max<int64_t>(q.CKK * q.OW * elem_size, 1);
@@ -361,7 +447,7 @@ int64_t chunk_rows(const Geo& q, int64_t elem_size) {
   if (const char* e = std::getenv("PYENGINE_CONV_CHUNK_BYTES")) {  // exact, for tests
     rows = std::max<int64_t>(std::atoll(e), 1) / row_bytes;
   } else {
-    rows = (int64_t(8) << 20) / row_bytes;
+    rows = (int64_t(2) << 20) / row_bytes;
     rows = std::max<int64_t>(rows, (1024 + q.OW - 1) / q.OW);  // at least ~1024 GEMM columns
   }
   return std::min<int64_t>(std::max<int64_t>(rows, 1), q.OH);
@@ -369,12 +455,15 @@ int64_t chunk_rows(const Geo& q, int64_t elem_size) {
 
 // ---- threads -------------------------------------------------------------------
 // Team size for a loop over `items` (image, group) pairs: one item per thread at a time
-// when there are at least as many items as threads (each GEMM inside then runs on one
-// thread: no barriers, no shared panels), else 1 (the GEMMs use the threads).
+// when the items split evenly enough over the threads (each GEMM inside then runs on one
+// thread: no barriers, no shared panels), else 1 (the GEMMs use the threads). "Evenly
+// enough": a multiple of the thread count, or at least 4 items per thread (3 items on 2
+// threads would leave one thread idle a third of the time).
 int team_size(int64_t items) {
   const int nt = get_num_threads();
 #ifdef _OPENMP
-  if (nt > 1 && items >= nt && !omp_in_parallel()) return nt;
+  if (nt > 1 && items >= nt && (items % nt == 0 || items >= 4 * nt) && !omp_in_parallel())
+    return nt;
 #endif
   (void)items;
   (void)nt;
@@ -455,6 +544,11 @@ void forward_im2col(const ConvParams& p, const T* x, const T* w, const T* bias, 
       return;
     }
     const auto [lay, src] = source_image(p, q, img, inner);
+    if (depthwise(q)) {
+      std::fill(out, out + q.OHW, bias != nullptr ? bias[g] : T(0));
+      dw_forward(p, q, lay, src, A + g * q.KK, out);
+      return;
+    }
     T* col = t_col.get<T>(q.CKK * step * q.OW);
     for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
       const Rows r{oh0, std::min(oh0 + step, q.OH)};
@@ -499,6 +593,11 @@ void adjoint_col2im(const ConvParams& p, const T* gy, const T* w, const T* bias,
       const T b = bias != nullptr ? bias[g * q.Cg + c] : T(0);
       std::fill(acc + c * plane, acc + (c + 1) * plane, b);
     }
+    if (depthwise(q)) {
+      dw_adjoint(p, q, lay, gin, Ag, acc);
+      if (lay.split) merge_phases(acc, q.Cg * p.H, p.W, p.stride[1], lay.wp, out, inner);
+      return;
+    }
     T* col = t_col.get<T>(q.CKK * step * q.OW);
     for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
       const Rows r{oh0, std::min(oh0 + step, q.OH)};
@@ -533,6 +632,10 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
       return;
     }
     const auto [lay, src] = source_image(p, q, img, inner);
+    if (depthwise(q)) {
+      dw_grad_weight(p, q, lay, src, gout, a);
+      return;
+    }
     T* col = t_col.get<T>(q.CKK * step * q.OW);
     for (int64_t oh0 = 0; oh0 < q.OH; oh0 += step) {
       const Rows r{oh0, std::min(oh0 + step, q.OH)};
@@ -542,16 +645,17 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
               q.CKK);
     }
   });
-  const T* a = acc;
-  for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t o = 0; o < q.Og; ++o)
-      for (int64_t c = 0; c < q.Cg; ++c)
-        for (int64_t kh = 0; kh < p.KH; ++kh)
-          for (int64_t kw = 0; kw < p.KW; ++kw, ++a) {
-            T s = a[0];
-            for (int m = 1; m < team; ++m) s += a[m * wsize];
-            gw[widx(p, q, g, o, c, kh, kw)] = s;
-          }
+  // Sum the members' partials (in member order) into the stored layout.
+  for_weight_tiles(p, q, [&](int64_t g, int64_t o, int64_t c) {
+    const T* a = acc + ((g * q.Og + o) * q.Cg + c) * q.KK;
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t k = kh * p.KW + kw;
+        T s = a[k];
+        for (int m = 1; m < team; ++m) s += a[m * wsize + k];
+        gw[widx(p, q, g, o, c, kh, kw)] = s;
+      }
+  });
 }
 
 // Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
@@ -560,10 +664,13 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
 // group also goes that way (the grad-input of a conv with few input channels, e.g. an RGB
 // stem): its own GEMM would have only Og rows (a fraction of one register tile when
 // Og < MR) and im2col would copy the wider input side; the adjoint's GEMM has Og*KH*KW rows
-// and col2im touches the thinner output side.
+// and col2im touches the thinner output side. A 1x1 stride-1 conv with a flipped, transposed
+// weight (the grad-input of a 1x1 conv2d) goes that way too: the adjoint is the same GEMM
+// reading the stored weight transposed in place, with no repacking.
 bool via_adjoint(const ConvParams& p) {
   if (!unit(p.stride)) return false;
   if (!unit(p.idil)) return true;
+  if (pointwise(p)) return p.flip && p.wtrans;  // the adjoint reads the stored weight as is
   const int64_t cg = p.C / p.groups, og = p.O / p.groups;
   return !pointwise(p) && og < cg;
 }

@@ -26,9 +26,11 @@
 //   conv_grad_bias    gy (N, O, OH, OW)                      -> gb (O)
 // Method: im2col onto the GEMM of cpu/gemm.h (1x1, stride 1, unpadded: straight GEMM), or,
 // when idil > 1 and stride == 1 (transposed convs, grad-input of strided convs), the GEMM
-// followed by col2im, which does no multiply-adds on the inserted zeros. Scratch comes from
-// per-thread workspaces that grow and are reused. Threads: OpenMP over (image, group) pairs
-// when there are enough, else the GEMM's own threads; pyengine::get_num_threads().
+// followed by col2im, which does no multiply-adds on the inserted zeros; depthwise convs use
+// direct loops. Scratch comes from per-thread workspaces that grow and are reused. Threads:
+// OpenMP over (image, group) pairs when there are enough, else the GEMM's own threads (and
+// the copies around it); pyengine::get_num_threads(). Results do not depend on the thread
+// count except for float rounding in grad-weight (per-thread partial sums, fixed order).
 // Shapes are the caller's to check (the bindings do); the caller holds no GIL.
 #pragma once
 #include <cstdint>

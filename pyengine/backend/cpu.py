@@ -128,7 +128,7 @@ def _merge_batch(a: np.ndarray, batch: tuple) -> Optional[np.ndarray]:
     elif all(s == 0 for _, s in dims):
         stride = 0
     else:
-        for (n1, s1), (n2, s2) in zip(dims, dims[1:]):
+        for (_, s1), (n2, s2) in zip(dims, dims[1:]):
             if s1 != s2 * n2:
                 return None
         stride = dims[-1][1]
@@ -151,7 +151,7 @@ def matmul(
             _C.matmul_into(a, b, out, bias, act)
         return out
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    M, N = a.shape[-2], b.shape[-1]
     out = np.empty(batch + (M, N), dtype=a.dtype)
     if out.size == 0:
         return out
@@ -228,14 +228,23 @@ def _c(a):
 
 def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
     """(y, save_mean, save_invstd); running stats (contiguous arrays) updated in place."""
-    return _C.batch_norm_forward(_c(x), _c(weight), _c(bias), running_mean, running_var,
-                                 bool(training), float(momentum), float(eps))
+    return _C.batch_norm_forward(
+        _c(x),
+        _c(weight),
+        _c(bias),
+        running_mean,
+        running_var,
+        bool(training),
+        float(momentum),
+        float(eps),
+    )
 
 
 def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training, needs):
     """(dx, dweight, dbias), None where needs[i] is False."""
-    return _C.batch_norm_backward(_c(dy), _c(x), _c(weight), save_mean, save_invstd,
-                                  bool(training), *map(bool, needs))
+    return _C.batch_norm_backward(
+        _c(dy), _c(x), _c(weight), save_mean, save_invstd, bool(training), *map(bool, needs)
+    )
 
 
 def layer_norm_forward(x2, weight, bias, eps):
@@ -257,8 +266,9 @@ def softmax_backward(y, dy, dim, log):
 
 def cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, need_grad):
     """(loss, sample_weight, dlogits or None), unreduced; x (N, C, ...)."""
-    return _C.cross_entropy_forward(_c(x), _c(target), _c(weight), int(ignore_index),
-                                    float(label_smoothing), bool(need_grad))
+    return _C.cross_entropy_forward(
+        _c(x), _c(target), _c(weight), int(ignore_index), float(label_smoothing), bool(need_grad)
+    )
 
 
 def nll_loss_forward(x, target, weight, ignore_index):

@@ -1,8 +1,9 @@
 """Pooling cases: forward + backward of typical CNN pooling layers, side by side with PyTorch.
 
 Each case times one forward and one backward through the public API (pyengine: F.* with
-autograd; torch: torch.nn.functional with autograd), float32, NCHW. The unit is input
-elements per second (higher is better), so the ratio column reads as a speed-up.
+autograd; torch: torch.nn.functional with autograd), float32, NCHW, the libraries sampled in
+turn (pyengine/bench/_interleaved.py). The unit is input elements per second (higher is
+better), so the ratio column reads as a speed-up.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import numpy as np
 import pyengine as pe
 import pyengine.functional as F
 
-from . import optional_torch, run_case
+from . import optional_torch
+from ._interleaved import run_case_interleaved
 
-UNIT = "G input elem/s, fwd+bwd"
+UNIT = "M input elem/s, fwd+bwd"
 
 
 def cases(quick: bool = False) -> list:
@@ -90,5 +92,6 @@ def run(quick: bool = False) -> list:
             tx = torch.from_numpy(xn.copy()).requires_grad_(True)
             tf = getattr(torch.nn.functional, op)
             impls["torch"] = _fwd_bwd(lambda t, tf=tf, kw=kw: tf(t, **kw), tx, torch.from_numpy(gn))
-        rows.append(run_case(name, float(np.prod(shape)), impls, min_time=0.1 if quick else 0.3))
+        elems = 1e3 * float(np.prod(shape))  # divided by 1e9 there: millions per second
+        rows.append(run_case_interleaved(name, elems, impls, min_time=0.3 if quick else 1.0))
     return rows

@@ -37,6 +37,15 @@ def _arr(t: Optional[Tensor]):
     return None if t is None else t._xp.ascontiguousarray(t.data)
 
 
+def _no_double_backward(op: str) -> None:
+    """Backward runs under grad mode only for create_graph=True: not supported here."""
+    if is_grad_enabled():
+        raise NotImplementedError(
+            f"[{op}] double backward (create_graph=True) through the fused {op} kernel is not "
+            "implemented"
+        )
+
+
 def _needs_save(*tensors) -> bool:
     return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
@@ -76,6 +85,7 @@ class _LSTMLayer(Function):
     @staticmethod
     def backward(ctx, gy, gh, gc):
         _ = ctx.saved_tensors  # raises if the graph was freed
+        _no_double_backward("lstm")
         xd, c0d, ws, saved = ctx.arrays
         be, xp = for_array(xd), gy._xp
         need = ctx.needs_input_grad
@@ -149,6 +159,7 @@ class _GRULayer(Function):
     @staticmethod
     def backward(ctx, gy, gh):
         _ = ctx.saved_tensors  # raises if the graph was freed
+        _no_double_backward("gru")
         xd, ws, saved = ctx.arrays
         be, xp = for_array(xd), gy._xp
         need = ctx.needs_input_grad

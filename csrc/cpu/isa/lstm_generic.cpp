@@ -29,7 +29,7 @@ struct ScalarBase {
   static R div(R a, R b) { return a / b; }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R fnma(R a, R b, R c) { return c - a * b; }
-  static R min(R a, R b) { return a < b ? a : b; }
+  static R min(R a, R b) { return a < b ? a : b; }  // b if either is NaN, as x86
   static R max(R a, R b) { return a > b ? a : b; }
   static R abs(R a) { return std::fabs(a); }
   static R select_lt(R a, R b, R x, R y) { return a < b ? x : y; }

@@ -60,11 +60,15 @@ void channel_stats(const T* x, int64_t N, int64_t S, int64_t stride, double& mea
   const double M = static_cast<double>(N * S);
   const T pivot = x[0];
   double s = 0;
-  for (int64_t n = 0; n < N; ++n) s += sum_dev(x + n * stride, S, pivot);
+  for (int64_t n = 0; n < N; ++n) {
+    if (n + 1 < N) prefetch_row(x + (n + 1) * stride, S);  // the next slab: a new stream
+    s += sum_dev(x + n * stride, S, pivot);
+  }
   mean = static_cast<double>(pivot) + s / M;
   mean_t = static_cast<T>(mean);
   double q = 0;
-  for (int64_t n = 0; n < N; ++n) q += sum_sq_dev(x + n * stride, S, mean_t);
+  // reverse order: the slabs read last by the first pass are the ones still in cache
+  for (int64_t n = N - 1; n >= 0; --n) q += sum_sq_dev(x + n * stride, S, mean_t);
   const double d = mean - static_cast<double>(mean_t);
   var = std::max(q / M - d * d, 0.0);
 }
@@ -88,6 +92,7 @@ void bn_apply_channel(const BatchNormForward<T>& a, int64_t c, T mean, T scale, 
   for (int64_t n = 0; n < a.N; ++n) {
     const T* xp = a.x + n * CS + c * a.S;
     T* yp = a.y + n * CS + c * a.S;
+    if (n + 1 < a.N) prefetch_row_w(yp + CS, a.S);
 #pragma omp simd
     for (int64_t s = 0; s < a.S; ++s) yp[s] = (xp[s] - mean) * scale + shift;
   }
@@ -225,6 +230,10 @@ void bn_backward_channels(const BatchNormBackward<T>& a) {
     double sdy = 0, sdyx = 0;
     for (int64_t n = 0; n < a.N; ++n) {
       const int64_t off = n * CS + c * a.S;
+      if (n + 1 < a.N) {
+        prefetch_row(a.dy + off + CS, a.S);
+        prefetch_row(a.x + off + CS, a.S);
+      }
       sum_dy_dyx(a.dy + off, a.x + off, a.S, mean, sdy, sdyx);
     }
     if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
@@ -236,11 +245,14 @@ void bn_backward_channels(const BatchNormBackward<T>& a) {
     const T ka = static_cast<T>(k);
     const T kx = a.training ? static_cast<T>(-k * invstd * invstd * sdyx / M) : T(0);
     const T k0 = a.training ? static_cast<T>(-k * sdy / M) : T(0);
-    for (int64_t n = 0; n < a.N; ++n) {
+    // Slabs in reverse order: the last ones read by the reductions are still in L2 (a
+    // channel's dy and x, 800 KB at 32x3136, do not all stay there next to dx).
+    for (int64_t n = a.N - 1; n >= 0; --n) {
       const int64_t off = n * CS + c * a.S;
       const T* g = a.dy + off;
       const T* xp = a.x + off;
       T* d = a.dx + off;
+      if (n > 0) prefetch_row_w(d - CS, a.S);
 #pragma omp simd
       for (int64_t s = 0; s < a.S; ++s) d[s] = ka * g[s] + kx * (xp[s] - mean) + k0;
     }

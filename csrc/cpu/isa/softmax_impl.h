@@ -369,9 +369,14 @@ void ce_sample(const CrossEntropy<T>& a, int64_t n, int64_t d, double wsum) {
   }
 }
 
+thread_local RowScratch t_tile;
+
 // D > 1 ((N, C, d1, ...) input): `w` <= kBlock consecutive positions j0..j0+w-1 of sample n
 // together, so the loops over classes run vectorized along the contiguous positions (the
-// per-sample path would walk each sample's classes at stride D). Same formulas as ce_sample.
+// per-sample path would walk each sample's classes at stride D). The C x w tile of logits is
+// copied once into a contiguous per-thread buffer: with D a power of two, the C rows of a tile
+// sit at the same L1 set (4 KB aliasing) and repeated passes over them in place thrash L1
+// (measured 10x slower for 64x21x64x64). Same formulas as ce_sample.
 template <typename T>
 void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double wsum) {
   const int64_t C = a.C, D = a.D;
@@ -381,32 +386,22 @@ void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double
   const T* q = a.target_prob ? a.target_prob + base : nullptr;
   const T* cw = a.weight;
   const double eps = a.label_smoothing, qs = eps / static_cast<double>(C);
-  T m[kBlock], e_sum[kBlock];
+  T* tile = t_tile.get<T>(C * kBlock);  // tile[c * kBlock + j]: logits, then exp(x - max)
+  T m[kBlock], e_sum[kBlock], kp[kBlock], keep[kBlock];
   double acc_a[kBlock], acc_b[kBlock];  // class targets: sum w x; probabilities: A and B
   for (int64_t j = 0; j < w; ++j) {
     m[j] = -std::numeric_limits<T>::infinity();
     e_sum[j] = 0;
     acc_a[j] = acc_b[j] = 0;
   }
-  for (int64_t c = 0; c < C; ++c) {
+  for (int64_t c = 0; c < C; ++c) {  // one read of the logits: copy, max, weighted sums
     const T* xc = x + c * D;
-#pragma omp simd
-    for (int64_t j = 0; j < w; ++j) m[j] = xc[j] > m[j] ? xc[j] : m[j];
-  }
-  for (int64_t c = 0; c < C; ++c) {
-    const T* xc = x + c * D;
+    T* tc = tile + c * kBlock;
     const double wc = cw ? static_cast<double>(cw[c]) : 1.0;
-    if (dl) {
-      T* dc = dl + c * D;
 #pragma omp simd
-      for (int64_t j = 0; j < w; ++j) {
-        const T e = vexp<T>(xc[j] - m[j]);
-        dc[j] = e;
-        e_sum[j] += e;
-      }
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) e_sum[j] += vexp<T>(xc[j] - m[j]);
+    for (int64_t j = 0; j < w; ++j) {
+      tc[j] = xc[j];
+      m[j] = xc[j] > m[j] ? xc[j] : m[j];
     }
     if (q) {
       const T* qc = q + c * D;
@@ -419,6 +414,16 @@ void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double
       for (int64_t j = 0; j < w; ++j) acc_a[j] += wc * static_cast<double>(xc[j]);
     }
   }
+  for (int64_t c = 0; c < C; ++c) {
+    T* tc = tile + c * kBlock;
+#pragma omp simd
+    for (int64_t j = 0; j < w; ++j) {
+      const T e = vexp<T>(tc[j] - m[j]);
+      tc[j] = e;
+      e_sum[j] += e;
+    }
+  }
+  const T k1 = static_cast<T>(1 - eps), kq = static_cast<T>(qs);
   for (int64_t j = 0; j < w; ++j) {
     const int64_t s_idx = n * D + j0 + j;
     const double lse = static_cast<double>(m[j]) + std::log(static_cast<double>(e_sum[j]));
@@ -426,23 +431,14 @@ void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double
     if (q) {
       a.loss[s_idx] = static_cast<T>(acc_a[j] * lse - acc_b[j]);
       if (a.sample_weight) a.sample_weight[s_idx] = 1;
-      if (dl) {
-        const T kp = static_cast<T>(acc_a[j] * inv_s);
-        for (int64_t c = 0; c < C; ++c) {
-          const double wq = (cw ? static_cast<double>(cw[c]) : 1.0) *
-                            ((1 - eps) * static_cast<double>(q[c * D + j]) + qs);
-          dl[c * D + j] = static_cast<T>(dl[c * D + j] * kp - wq);
-        }
-      }
+      kp[j] = static_cast<T>(acc_a[j] * inv_s);
       continue;
     }
     const int64_t t = a.target[s_idx];
     if (t == a.ignore_index) {
       a.loss[s_idx] = 0;
       if (a.sample_weight) a.sample_weight[s_idx] = 0;
-      if (dl) {
-        for (int64_t c = 0; c < C; ++c) dl[c * D + j] = 0;
-      }
+      kp[j] = keep[j] = 0;
       continue;
     }
     const double wt = cw ? static_cast<double>(cw[t]) : 1.0;
@@ -450,13 +446,29 @@ void ce_block(const CrossEntropy<T>& a, int64_t n, int64_t j0, int64_t w, double
     if (eps > 0) loss += qs * (lse * wsum - acc_a[j]);
     a.loss[s_idx] = static_cast<T>(loss);
     if (a.sample_weight) a.sample_weight[s_idx] = static_cast<T>(wt);
-    if (dl) {
-      const T kp = static_cast<T>(((1 - eps) * wt + eps * wsum / static_cast<double>(C)) * inv_s);
-      const T kw = static_cast<T>(qs);
-      for (int64_t c = 0; c < C; ++c)
-        dl[c * D + j] = dl[c * D + j] * kp - kw * (cw ? cw[c] : T(1));
-      dl[t * D + j] -= static_cast<T>((1 - eps) * wt);
+    kp[j] = static_cast<T>(((1 - eps) * wt + eps * wsum / static_cast<double>(C)) * inv_s);
+    keep[j] = 1;
+  }
+  if (!dl) return;
+  for (int64_t c = 0; c < C; ++c) {  // one write of the gradient
+    const T* tc = tile + c * kBlock;
+    T* dc = dl + c * D;
+    const T wc = cw ? cw[c] : T(1);
+    if (q) {
+      const T* qc = q + c * D;
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) dc[j] = tc[j] * kp[j] - wc * (k1 * qc[j] + kq);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) dc[j] = tc[j] * kp[j] - kq * wc * keep[j];
     }
+  }
+  if (q) return;
+  for (int64_t j = 0; j < w; ++j) {
+    if (keep[j] == 0) continue;
+    const int64_t t = a.target[n * D + j0 + j];
+    const double wt = cw ? static_cast<double>(cw[t]) : 1.0;
+    dl[t * D + j] -= static_cast<T>((1 - eps) * wt);
   }
 }
 
