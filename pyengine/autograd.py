@@ -116,6 +116,7 @@ class Context:
         "_out_meta",
         "_retained",
         "__dict__",
+        "__weakref__",
     )
 
     def __init__(self, fn: type):
