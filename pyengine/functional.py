@@ -9,20 +9,28 @@ from __future__ import annotations
 from typing import Optional  # noqa: F401
 
 from .ops import pad, relu, sigmoid, tanh
-from .ops.conv import conv1d, conv2d, conv_transpose2d
+from .ops.activation import elu, gelu, leaky_relu, selu, silu, softplus
 from .ops.attention import scaled_dot_product_attention
+from .ops.conv import conv1d, conv2d, conv_transpose2d
 from .ops.dropout import dropout, embedding
 from .ops.linear import linear
-from .ops.norm import batch_norm, layer_norm
-from .ops.softmax import cross_entropy, log_softmax, nll_loss, softmax
-from .ops.activation import elu, gelu, leaky_relu, selu, silu, softplus
-from .ops.lstm import gru, gru_cell, lstm, lstm_cell
 from .ops.loss import (
-    binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, mse_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    l1_loss,
+    mse_loss,
 )
+from .ops.lstm import gru, gru_cell, lstm, lstm_cell
+from .ops.norm import batch_norm, layer_norm
 from .ops.pool import (
-    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, interpolate, max_pool2d, max_unpool2d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    interpolate,
+    max_pool2d,
+    max_unpool2d,
 )
+from .ops.softmax import cross_entropy, log_softmax, nll_loss, softmax
 from .tensor import Tensor  # noqa: F401
 
 __all__ = ["linear", "pad", "relu", "sigmoid", "tanh"]
@@ -31,7 +39,19 @@ __all__ += ["scaled_dot_product_attention"]
 __all__ += ["batch_norm", "layer_norm", "softmax", "log_softmax", "cross_entropy", "nll_loss"]
 __all__ += ["gelu", "silu", "leaky_relu", "elu", "selu", "softplus"]
 __all__ += ["lstm", "lstm_cell", "gru", "gru_cell"]
-__all__ += ["dropout", "embedding", "mse_loss", "l1_loss", "binary_cross_entropy",
-            "binary_cross_entropy_with_logits"]
-__all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-            "max_unpool2d", "interpolate"]
+__all__ += [
+    "dropout",
+    "embedding",
+    "mse_loss",
+    "l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+]
+__all__ += [
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "max_unpool2d",
+    "interpolate",
+]

@@ -406,13 +406,21 @@ def conv_general(x, w, bias, geo: dict, op: str = "conv_general"):
     dtype = _conv_arrays(op, cp, input=x, weight=w, bias=bias)
     shape = tuple(mod.conv_general_output_shape(tuple(x.shape), tuple(w.shape), op=op, **geo))
     if bias is not None and tuple(bias.shape) != (shape[1],):
-        raise ValueError(f"[{op}] bias has shape {tuple(bias.shape)} but ({shape[1]},) is "
-                         "expected")
+        raise ValueError(f"[{op}] bias has shape {tuple(bias.shape)} but ({shape[1]},) is expected")
     with x.device:
         y = cp.empty(shape, dtype=x.dtype)
-        mod.conv_general(x.data.ptr, w.data.ptr, 0 if bias is None else bias.data.ptr,
-                         y.data.ptr, tuple(x.shape), tuple(w.shape), dtype=dtype,
-                         stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+        mod.conv_general(
+            x.data.ptr,
+            w.data.ptr,
+            0 if bias is None else bias.data.ptr,
+            y.data.ptr,
+            tuple(x.shape),
+            tuple(w.shape),
+            dtype=dtype,
+            stream=cp.cuda.get_current_stream().ptr,
+            op=op,
+            **geo,
+        )
     return y
 
 
@@ -425,9 +433,17 @@ def conv_general_grad_input(gy, w, input_shape, geo: dict, op: str = "conv_gener
         raise ValueError(f"[{op}] grad_output has shape {tuple(gy.shape)} but {want} is expected")
     with gy.device:
         gx = cp.empty(input_shape, dtype=gy.dtype)
-        mod.conv_general_grad_input(gy.data.ptr, w.data.ptr, gx.data.ptr, input_shape,
-                                    tuple(w.shape), dtype=dtype,
-                                    stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+        mod.conv_general_grad_input(
+            gy.data.ptr,
+            w.data.ptr,
+            gx.data.ptr,
+            input_shape,
+            tuple(w.shape),
+            dtype=dtype,
+            stream=cp.cuda.get_current_stream().ptr,
+            op=op,
+            **geo,
+        )
     return gx
 
 
@@ -440,9 +456,17 @@ def conv_general_grad_weight(x, gy, weight_shape, geo: dict, op: str = "conv_gen
         raise ValueError(f"[{op}] grad_output has shape {tuple(gy.shape)} but {want} is expected")
     with x.device:
         gw = cp.empty(weight_shape, dtype=x.dtype)
-        mod.conv_general_grad_weight(x.data.ptr, gy.data.ptr, gw.data.ptr, tuple(x.shape),
-                                     weight_shape, dtype=dtype,
-                                     stream=cp.cuda.get_current_stream().ptr, op=op, **geo)
+        mod.conv_general_grad_weight(
+            x.data.ptr,
+            gy.data.ptr,
+            gw.data.ptr,
+            tuple(x.shape),
+            weight_shape,
+            dtype=dtype,
+            stream=cp.cuda.get_current_stream().ptr,
+            op=op,
+            **geo,
+        )
     return gw
 
 
@@ -453,8 +477,14 @@ def conv_general_grad_bias(gy, op: str = "conv_general"):
         raise ValueError(f"[{op}] grad_output must be 4-D but has shape {tuple(gy.shape)}")
     with gy.device:
         gb = cp.empty((gy.shape[1],), dtype=gy.dtype)
-        mod.conv_general_grad_bias(gy.data.ptr, gb.data.ptr, tuple(gy.shape), dtype,
-                                   cp.cuda.get_current_stream().ptr, op=op)
+        mod.conv_general_grad_bias(
+            gy.data.ptr,
+            gb.data.ptr,
+            tuple(gy.shape),
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+            op=op,
+        )
     return gb
 
 
@@ -487,8 +517,10 @@ def _sdpa_acc(dtype):
 def _sdpa_args(cp, q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
     op = "scaled_dot_product_attention"
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _SDPA_DTYPES:
-        raise TypeError(f"[{op}] q, k, v must share one dtype of float32, float64 or float16 "
-                        f"but are {q.dtype}, {k.dtype}, {v.dtype}")
+        raise TypeError(
+            f"[{op}] q, k, v must share one dtype of float32, float64 or float16 "
+            f"but are {q.dtype}, {k.dtype}, {v.dtype}"
+        )
     dtype = _SDPA_DTYPES[q.dtype]
     (q, qs), (k, ks), (v, vs) = (_sdpa_view(cp, x) for x in (q, k, v))
     B, H, Lq, D = q.shape
@@ -516,8 +548,9 @@ def sdpa_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
     with q.device:
         out = cp.empty((B, H, Lq, Dv), dtype=q.dtype)
         lse = cp.empty((B, H, Lq), dtype=_sdpa_acc(q.dtype))
-        mod.sdpa_forward(**args, out=out.data.ptr, lse=lse.data.ptr,
-                         stream=cp.cuda.get_current_stream().ptr)
+        mod.sdpa_forward(
+            **args, out=out.data.ptr, lse=lse.data.ptr, stream=cp.cuda.get_current_stream().ptr
+        )
     return out, lse
 
 
@@ -532,9 +565,17 @@ def sdpa_backward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed, out, ls
         dk = cp.empty((B, H, Lk, D), dtype=q.dtype)
         dv = cp.empty((B, H, Lk, Dv), dtype=q.dtype)
         rowdot = cp.empty((max(B * H * Lq, 1),), dtype=_sdpa_acc(q.dtype))
-        mod.sdpa_backward(**args, out=out.data.ptr, lse=lse.data.ptr, grad_out=grad_out.data.ptr,
-                          rowdot=rowdot.data.ptr, dq=dq.data.ptr, dk=dk.data.ptr,
-                          dv=dv.data.ptr, stream=cp.cuda.get_current_stream().ptr)
+        mod.sdpa_backward(
+            **args,
+            out=out.data.ptr,
+            lse=lse.data.ptr,
+            grad_out=grad_out.data.ptr,
+            rowdot=rowdot.data.ptr,
+            dq=dq.data.ptr,
+            dk=dk.data.ptr,
+            dv=dv.data.ptr,
+            stream=cp.cuda.get_current_stream().ptr,
+        )
     return dq, dk, dv
 
 
@@ -862,14 +903,32 @@ def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, with_indice
     """(y, indices or None), as backend.cpu.max_pool2d."""
     mod, cp, dtype, (x,) = _pool_prep("max_pool2d", x)
     with x.device:
-        shape = tuple(mod.pool2d_output_shape(tuple(x.shape), tuple(kernel_size), tuple(stride),
-                                              tuple(padding), tuple(dilation), bool(ceil_mode),
-                                              "max_pool2d"))
+        shape = tuple(
+            mod.pool2d_output_shape(
+                tuple(x.shape),
+                tuple(kernel_size),
+                tuple(stride),
+                tuple(padding),
+                tuple(dilation),
+                bool(ceil_mode),
+                "max_pool2d",
+            )
+        )
         y = cp.empty(shape, dtype=x.dtype)
         idx = cp.empty(shape, dtype=np.int64) if with_indices else None
-        mod.max_pool2d(x.data.ptr, y.data.ptr, 0 if idx is None else idx.data.ptr, tuple(x.shape),
-                       tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
-                       bool(ceil_mode), dtype, cp.cuda.get_current_stream().ptr)
+        mod.max_pool2d(
+            x.data.ptr,
+            y.data.ptr,
+            0 if idx is None else idx.data.ptr,
+            tuple(x.shape),
+            tuple(kernel_size),
+            tuple(stride),
+            tuple(padding),
+            tuple(dilation),
+            bool(ceil_mode),
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y, idx
 
 
@@ -877,12 +936,21 @@ def max_pool2d_backward(gy, indices, H, W):
     mod, cp, dtype, (gy,) = _pool_prep("max_pool2d_backward", gy)
     idx = _pool_idx("max_pool2d_backward", cp, indices)
     if idx.shape != gy.shape:
-        raise ValueError(f"[max_pool2d_backward] indices must have shape {gy.shape} but have "
-                         f"{idx.shape}")
+        raise ValueError(
+            f"[max_pool2d_backward] indices must have shape {gy.shape} but have {idx.shape}"
+        )
     with gy.device:
         gx = cp.empty(gy.shape[:2] + (H, W), dtype=gy.dtype)
-        mod.max_pool2d_backward(gy.data.ptr, idx.data.ptr, gx.data.ptr, tuple(gy.shape), H, W,
-                                dtype, cp.cuda.get_current_stream().ptr)
+        mod.max_pool2d_backward(
+            gy.data.ptr,
+            idx.data.ptr,
+            gx.data.ptr,
+            tuple(gy.shape),
+            H,
+            W,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return gx
 
 
@@ -893,39 +961,87 @@ def pool_gather(src, indices):
         raise ValueError(f"[pool_gather] indices {idx.shape} and src {src.shape} differ in N or C")
     with src.device:
         out = cp.empty(idx.shape, dtype=src.dtype)
-        mod.pool_gather(src.data.ptr, idx.data.ptr, out.data.ptr, tuple(src.shape),
-                        tuple(idx.shape), dtype, cp.cuda.get_current_stream().ptr)
+        mod.pool_gather(
+            src.data.ptr,
+            idx.data.ptr,
+            out.data.ptr,
+            tuple(src.shape),
+            tuple(idx.shape),
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return out
 
 
 def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
     mod, cp, dtype, (x,) = _pool_prep("avg_pool2d", x)
     with x.device:
-        shape = tuple(mod.pool2d_output_shape(tuple(x.shape), tuple(kernel_size), tuple(stride),
-                                              tuple(padding), (1, 1), bool(ceil_mode),
-                                              "avg_pool2d"))
+        shape = tuple(
+            mod.pool2d_output_shape(
+                tuple(x.shape),
+                tuple(kernel_size),
+                tuple(stride),
+                tuple(padding),
+                (1, 1),
+                bool(ceil_mode),
+                "avg_pool2d",
+            )
+        )
         y = cp.empty(shape, dtype=x.dtype)
-        mod.avg_pool2d(x.data.ptr, y.data.ptr, tuple(x.shape), tuple(kernel_size), tuple(stride),
-                       tuple(padding), bool(ceil_mode), bool(count_include_pad), int(divisor),
-                       False, dtype, cp.cuda.get_current_stream().ptr)
+        mod.avg_pool2d(
+            x.data.ptr,
+            y.data.ptr,
+            tuple(x.shape),
+            tuple(kernel_size),
+            tuple(stride),
+            tuple(padding),
+            bool(ceil_mode),
+            bool(count_include_pad),
+            int(divisor),
+            False,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y
 
 
-def avg_pool2d_backward(gy, H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor):
+def avg_pool2d_backward(
+    gy, H, W, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor
+):
     op = "avg_pool2d_backward"
     mod, cp, dtype, (gy,) = _pool_prep(op, gy)
     x_shape = tuple(gy.shape[:2]) + (H, W)
     with gy.device:
-        want = tuple(mod.pool2d_output_shape(x_shape, tuple(kernel_size), tuple(stride),
-                                             tuple(padding), (1, 1), bool(ceil_mode), op))
+        want = tuple(
+            mod.pool2d_output_shape(
+                x_shape,
+                tuple(kernel_size),
+                tuple(stride),
+                tuple(padding),
+                (1, 1),
+                bool(ceil_mode),
+                op,
+            )
+        )
         if want != tuple(gy.shape):
-            raise ValueError(f"[{op}] grad_output has shape {gy.shape} but the pooling gives "
-                             f"{want}")
+            raise ValueError(
+                f"[{op}] grad_output has shape {gy.shape} but the pooling gives {want}"
+            )
         gx = cp.empty(x_shape, dtype=gy.dtype)
-        mod.avg_pool2d(gy.data.ptr, gx.data.ptr, x_shape, tuple(kernel_size), tuple(stride),
-                       tuple(padding), bool(ceil_mode), bool(count_include_pad), int(divisor),
-                       True, dtype, cp.cuda.get_current_stream().ptr)
+        mod.avg_pool2d(
+            gy.data.ptr,
+            gx.data.ptr,
+            x_shape,
+            tuple(kernel_size),
+            tuple(stride),
+            tuple(padding),
+            bool(ceil_mode),
+            bool(count_include_pad),
+            int(divisor),
+            True,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return gx
 
 
@@ -933,8 +1049,16 @@ def adaptive_avg_pool2d(x, OH, OW):
     mod, cp, dtype, (x,) = _pool_prep("adaptive_avg_pool2d", x)
     with x.device:
         y = cp.empty(tuple(x.shape[:2]) + (OH, OW), dtype=x.dtype)
-        mod.adaptive_avg_pool2d(x.data.ptr, y.data.ptr, tuple(x.shape), OH, OW, False, dtype,
-                                cp.cuda.get_current_stream().ptr)
+        mod.adaptive_avg_pool2d(
+            x.data.ptr,
+            y.data.ptr,
+            tuple(x.shape),
+            OH,
+            OW,
+            False,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y
 
 
@@ -943,8 +1067,16 @@ def adaptive_avg_pool2d_backward(gy, H, W):
     x_shape = tuple(gy.shape[:2]) + (H, W)
     with gy.device:
         gx = cp.empty(x_shape, dtype=gy.dtype)
-        mod.adaptive_avg_pool2d(gy.data.ptr, gx.data.ptr, x_shape, gy.shape[2], gy.shape[3],
-                                True, dtype, cp.cuda.get_current_stream().ptr)
+        mod.adaptive_avg_pool2d(
+            gy.data.ptr,
+            gx.data.ptr,
+            x_shape,
+            gy.shape[2],
+            gy.shape[3],
+            True,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return gx
 
 
@@ -954,8 +1086,16 @@ def adaptive_max_pool2d(x, OH, OW, with_indices):
         shape = tuple(x.shape[:2]) + (OH, OW)
         y = cp.empty(shape, dtype=x.dtype)
         idx = cp.empty(shape, dtype=np.int64) if with_indices else None
-        mod.adaptive_max_pool2d(x.data.ptr, y.data.ptr, 0 if idx is None else idx.data.ptr,
-                                tuple(x.shape), OH, OW, dtype, cp.cuda.get_current_stream().ptr)
+        mod.adaptive_max_pool2d(
+            x.data.ptr,
+            y.data.ptr,
+            0 if idx is None else idx.data.ptr,
+            tuple(x.shape),
+            OH,
+            OW,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y, idx
 
 
@@ -972,11 +1112,21 @@ def max_unpool2d(x, indices, OH, OW):
             bad = (idx < 0) | (idx >= OH * OW)
             if bool(bad.any()):
                 first = int(idx.reshape(-1)[int(cp.argmax(bad.reshape(-1)))])
-                raise ValueError(f"[{op}] Found an invalid max index: {first} (output volumes "
-                                 f"are of size {OH}x{OW})")
+                raise ValueError(
+                    f"[{op}] Found an invalid max index: {first} (output volumes "
+                    f"are of size {OH}x{OW})"
+                )
         y = cp.empty(tuple(x.shape[:2]) + (OH, OW), dtype=x.dtype)
-        mod.max_unpool2d(x.data.ptr, idx.data.ptr, y.data.ptr, tuple(x.shape), OH, OW, dtype,
-                         cp.cuda.get_current_stream().ptr)
+        mod.max_unpool2d(
+            x.data.ptr,
+            idx.data.ptr,
+            y.data.ptr,
+            tuple(x.shape),
+            OH,
+            OW,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y
 
 
@@ -984,8 +1134,16 @@ def upsample_nearest2d(x, fH, fW):
     mod, cp, dtype, (x,) = _pool_prep("upsample_nearest2d", x)
     with x.device:
         y = cp.empty(tuple(x.shape[:2]) + (x.shape[2] * fH, x.shape[3] * fW), dtype=x.dtype)
-        mod.upsample_nearest2d(x.data.ptr, y.data.ptr, tuple(x.shape), fH, fW, False, dtype,
-                               cp.cuda.get_current_stream().ptr)
+        mod.upsample_nearest2d(
+            x.data.ptr,
+            y.data.ptr,
+            tuple(x.shape),
+            fH,
+            fW,
+            False,
+            dtype,
+            cp.cuda.get_current_stream().ptr,
+        )
     return y
 
 
@@ -993,13 +1151,15 @@ def upsample_nearest2d_backward(gy, fH, fW):
     op = "upsample_nearest2d_backward"
     mod, cp, dtype, (gy,) = _pool_prep(op, gy)
     if gy.shape[2] % fH or gy.shape[3] % fW:
-        raise ValueError(f"[{op}] grad_output {gy.shape} is not a multiple of the factors "
-                         f"{fH}, {fW}")
+        raise ValueError(
+            f"[{op}] grad_output {gy.shape} is not a multiple of the factors {fH}, {fW}"
+        )
     x_shape = tuple(gy.shape[:2]) + (gy.shape[2] // fH, gy.shape[3] // fW)
     with gy.device:
         gx = cp.empty(x_shape, dtype=gy.dtype)
-        mod.upsample_nearest2d(gy.data.ptr, gx.data.ptr, x_shape, fH, fW, True, dtype,
-                               cp.cuda.get_current_stream().ptr)
+        mod.upsample_nearest2d(
+            gy.data.ptr, gx.data.ptr, x_shape, fH, fW, True, dtype, cp.cuda.get_current_stream().ptr
+        )
     return gx
 
 
@@ -1044,9 +1204,24 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, training, mom
         y = cp.empty_like(x)
         mean = cp.empty((C,), dtype=x.dtype)
         invstd = cp.empty((C,), dtype=x.dtype)
-        mod.batch_norm_forward(_p(x), _p(weight), _p(bias), _p(running_mean), _p(running_var),
-                               _p(y), _p(mean), _p(invstd), N, C, S, bool(training),
-                               float(momentum), float(eps), dt, _stream(cp))
+        mod.batch_norm_forward(
+            _p(x),
+            _p(weight),
+            _p(bias),
+            _p(running_mean),
+            _p(running_var),
+            _p(y),
+            _p(mean),
+            _p(invstd),
+            N,
+            C,
+            S,
+            bool(training),
+            float(momentum),
+            float(eps),
+            dt,
+            _stream(cp),
+        )
     return y, mean, invstd
 
 
@@ -1057,8 +1232,22 @@ def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training, needs):
         dx = cp.empty_like(x) if needs[0] else None
         dw = cp.empty((C,), dtype=x.dtype) if needs[1] else None
         db = cp.empty((C,), dtype=x.dtype) if needs[2] else None
-        mod.batch_norm_backward(_p(dy), _p(x), _p(weight), _p(save_mean), _p(save_invstd),
-                                _p(dx), _p(dw), _p(db), N, C, S, bool(training), dt, _stream(cp))
+        mod.batch_norm_backward(
+            _p(dy),
+            _p(x),
+            _p(weight),
+            _p(save_mean),
+            _p(save_invstd),
+            _p(dx),
+            _p(dw),
+            _p(db),
+            N,
+            C,
+            S,
+            bool(training),
+            dt,
+            _stream(cp),
+        )
     return dx, dw, db
 
 
@@ -1069,8 +1258,19 @@ def layer_norm_forward(x2, weight, bias, eps):
         y = cp.empty_like(x2)
         mean = cp.empty((M,), dtype=x2.dtype)
         rstd = cp.empty((M,), dtype=x2.dtype)
-        mod.layer_norm_forward(_p(x2), _p(weight), _p(bias), _p(y), _p(mean), _p(rstd), M, N,
-                               float(eps), dt, _stream(cp))
+        mod.layer_norm_forward(
+            _p(x2),
+            _p(weight),
+            _p(bias),
+            _p(y),
+            _p(mean),
+            _p(rstd),
+            M,
+            N,
+            float(eps),
+            dt,
+            _stream(cp),
+        )
     return y, mean, rstd
 
 
@@ -1081,8 +1281,20 @@ def layer_norm_backward(dy2, x2, weight, mean, rstd, needs):
         dx = cp.empty_like(x2) if needs[0] else None
         dw = cp.empty((N,), dtype=x2.dtype) if needs[1] else None
         db = cp.empty((N,), dtype=x2.dtype) if needs[2] else None
-        mod.layer_norm_backward(_p(dy2), _p(x2), _p(weight), _p(mean), _p(rstd), _p(dx), _p(dw),
-                                _p(db), M, N, dt, _stream(cp))
+        mod.layer_norm_backward(
+            _p(dy2),
+            _p(x2),
+            _p(weight),
+            _p(mean),
+            _p(rstd),
+            _p(dx),
+            _p(dw),
+            _p(db),
+            M,
+            N,
+            dt,
+            _stream(cp),
+        )
     return dx, dw, db
 
 
@@ -1090,7 +1302,7 @@ def _split_dim(shape, dim):
     outer = inner = 1
     for s in shape[:dim]:
         outer *= s
-    for s in shape[dim + 1:]:
+    for s in shape[dim + 1 :]:
         inner *= s
     return outer, (shape[dim] if shape else 1), inner
 
@@ -1123,8 +1335,10 @@ def _check_targets(op, cp, target, C, ignore_index):
         bad = cp.logical_and(target != ignore_index, cp.logical_or(target < 0, target >= C))
         if bool(bad.any()):
             v = int(target[bad].ravel()[0])
-            raise ValueError(f"[{op}] target {v} is out of bounds: expected a class index in "
-                             f"[0, {C}) or ignore_index ({ignore_index})")
+            raise ValueError(
+                f"[{op}] target {v} is out of bounds: expected a class index in "
+                f"[0, {C}) or ignore_index ({ignore_index})"
+            )
 
 
 def cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, need_grad):
@@ -1142,9 +1356,22 @@ def cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, need
         loss = cp.empty(sshape, dtype=x.dtype)
         sw = cp.empty(sshape, dtype=x.dtype)
         dl = cp.empty_like(x) if need_grad else None
-        mod.cross_entropy_forward(_p(x), 0 if probs else _p(target), _p(target) if probs else 0,
-                                  _p(weight), _p(loss), _p(sw), _p(dl), N, C, D,
-                                  int(ignore_index), float(label_smoothing), dt, _stream(cp))
+        mod.cross_entropy_forward(
+            _p(x),
+            0 if probs else _p(target),
+            _p(target) if probs else 0,
+            _p(weight),
+            _p(loss),
+            _p(sw),
+            _p(dl),
+            N,
+            C,
+            D,
+            int(ignore_index),
+            float(label_smoothing),
+            dt,
+            _stream(cp),
+        )
     return loss, sw, dl
 
 
@@ -1158,8 +1385,19 @@ def nll_loss_forward(x, target, weight, ignore_index):
     with x.device:
         loss = cp.empty(sshape, dtype=x.dtype)
         sw = cp.empty(sshape, dtype=x.dtype)
-        mod.nll_loss_forward(_p(x), _p(target), _p(weight), _p(loss), _p(sw), N, C, D,
-                             int(ignore_index), dt, _stream(cp))
+        mod.nll_loss_forward(
+            _p(x),
+            _p(target),
+            _p(weight),
+            _p(loss),
+            _p(sw),
+            N,
+            C,
+            D,
+            int(ignore_index),
+            dt,
+            _stream(cp),
+        )
     return loss, sw
 
 
@@ -1170,8 +1408,9 @@ def nll_loss_backward(x, target, weight, ignore_index, g):
     target = cp.ascontiguousarray(target)
     with x.device:
         dx = cp.empty_like(x)
-        mod.nll_loss_backward(_p(target), _p(weight), _p(g), _p(dx), N, C, D, int(ignore_index),
-                              dt, _stream(cp))
+        mod.nll_loss_backward(
+            _p(target), _p(weight), _p(g), _p(dx), N, C, D, int(ignore_index), dt, _stream(cp)
+        )
     return dx
 
 
