@@ -15,10 +15,20 @@ def main(argv=None) -> int:
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     d = sub.add_parser(
-        "demo", help="train a small CNN on scikit-learn's digits (needs the demo extra)"
+        "demo",
+        help="train a small CNN on scikit-learn's digits, or (--model lstm|transformer) a "
+        "character-level model on Python's own documentation (needs the demo extra)",
     )
-    d.add_argument("--epochs", type=int, default=15)
-    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--epochs", type=int, default=15, help="lenet: epochs (default 15)")
+    d.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="lstm/transformer: training steps (default: per model)",
+    )
+    d.add_argument(
+        "--batch-size", type=int, default=None, help="default: 32 (lenet), per model (text)"
+    )
     d.add_argument(
         "--lr",
         type=float,

@@ -1,7 +1,10 @@
 """The demo: train a small LeNet-style CNN on scikit-learn's 8x8 digits and report accuracy.
 
     python -m pyengine demo [--epochs 15] [--batch-size 32] [--lr 3e-3] [--seed 0] [--device cpu]
-                            [--model lenet|lstm|transformer] [--no-progress]
+                            [--model lenet|lstm|transformer] [--steps N] [--no-progress]
+
+``--model lstm`` and ``--model transformer`` train character-level language models on text that
+ships with Python instead (pyengine/demo_text.py).
 
 Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d (twice), then Linear -> ReLU -> Dropout -> Linear,
 trained with AdamW under a one-cycle schedule; a tqdm bar shows the loss and samples/s. The
@@ -52,46 +55,15 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-class RowLSTM(nn.Module):
-    """Reads the image row by row (8 steps of 8 pixels) with an LSTM."""
-
-    def __init__(self, num_classes: int = 10, hidden: int = 64) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(8, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, num_classes)
-
-    def forward(self, x):
-        out, _ = self.lstm(x.reshape(x.shape[0], 8, 8))
-        return self.head(out[:, -1])
-
-
-class RowTransformer(nn.Module):
-    """Rows as 8 tokens: a linear embedding, a learned position embedding, one encoder layer,
-    mean pooling."""
-
-    def __init__(self, num_classes: int = 10, d_model: int = 32, nhead: int = 4) -> None:
-        super().__init__()
-        self.embed = nn.Linear(8, d_model)
-        self.pos = nn.Parameter(pe.zeros(1, 8, d_model))
-        nn.init.normal_(self.pos, std=0.02)
-        self.encoder = nn.TransformerEncoderLayer(
-            d_model, nhead, dim_feedforward=64, dropout=0.1, batch_first=True
-        )
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, x):
-        h = self.embed(x.reshape(x.shape[0], 8, 8)) + self.pos
-        return self.head(self.encoder(h).mean(1))
-
-
 _REQUIRES = {
     "lenet": ("Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"),
-    "lstm": ("LSTM",),
-    "transformer": ("TransformerEncoderLayer",),
+    "lstm": ("Embedding", "LSTM"),
+    "transformer": ("Embedding", "TransformerEncoder", "TransformerEncoderLayer", "LayerNorm"),
 }
 
 
-def build_model(name: str) -> nn.Module:
+def build_model(name: str, vocab_size: int = 98) -> nn.Module:
+    """The model of the demo `name` (vocab_size: for the character-level models)."""
     if name not in MODELS:
         raise ValueError(f"[demo] unknown model {name!r}; choose one of {', '.join(MODELS)}")
     missing = [layer for layer in _REQUIRES[name] if not hasattr(nn, layer)]
@@ -99,7 +71,12 @@ def build_model(name: str) -> nn.Module:
         raise NotImplementedError(
             f"[demo] --model {name} is not available yet: pyengine.nn lacks {', '.join(missing)}"
         )
-    return {"lenet": LeNet, "lstm": RowLSTM, "transformer": RowTransformer}[name]()
+    if name == "lenet":
+        return LeNet()
+    from .demo_text import DEFAULTS, build_text_model
+
+    cfg = DEFAULTS[name]
+    return build_text_model(name, vocab_size, cfg.seq_len, **cfg.dims)
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2):
@@ -148,7 +125,7 @@ def evaluate(model: nn.Module, x, y, batch_size: int = 512) -> float:
     return correct / x.shape[0]
 
 
-DEFAULT_LR = {"lenet": 3e-3, "lstm": 3e-3, "transformer": 5e-3}
+DEFAULT_LR = {"lenet": 3e-3}
 
 
 def run(
@@ -161,8 +138,13 @@ def run(
     progress: bool = True,
     max_steps: Optional[int] = None,
 ) -> Dict[str, object]:
-    """Train and evaluate; returns {'losses': per-step losses, 'test_accuracy', 'seconds',
-    'samples_per_s'}. max_steps (optional) stops training early (for quick tests)."""
+    """Train and evaluate on the digits; returns {'losses': per-step losses, 'test_accuracy',
+    'seconds', 'samples_per_s'}. max_steps (optional) stops training early (for quick tests).
+    The character-level models train with demo_text.run_text."""
+    if model != "lenet":
+        raise ValueError(
+            f"[demo] run() trains the digits model (lenet); use demo_text.run_text for {model!r}"
+        )
     if lr is None:
         lr = DEFAULT_LR.get(model, 3e-3)
     pe.manual_seed(seed)
@@ -235,10 +217,21 @@ def run(
 
 
 def main(args) -> int:
+    if args.model not in MODELS:
+        print(f"[demo] unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+        return 2
+    if args.model != "lenet":
+        missing = [layer for layer in _REQUIRES[args.model] if not hasattr(nn, layer)]
+        if missing:
+            print(f"[demo] --model {args.model} needs pyengine.nn.{', '.join(missing)}")
+            return 1
+        from .demo_text import main_text
+
+        return main_text(args)
     try:
         res = run(
             epochs=args.epochs,
-            batch_size=args.batch_size,
+            batch_size=32 if args.batch_size is None else args.batch_size,
             lr=args.lr,
             seed=args.seed,
             device=args.device,

@@ -391,11 +391,6 @@ def test_pad_negative_crops():
     )
 
 
-@pytest.mark.xfail(
-    raises=NotImplementedError,
-    strict=True,
-    reason="pad modes other than 'constant' are not implemented yet; remove when they are",
-)
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize(
     "case",

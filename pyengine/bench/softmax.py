@@ -24,9 +24,9 @@ UNIT = "GB/s"
 def cases(quick: bool = False) -> list:
     """(name, op, shape, dim, backward)."""
     out = [
-        ("softmax 4096x1024 fwd", "softmax", (4096, 1024), -1, False),
-        ("softmax 4096x1024 fwd+bwd", "softmax", (4096, 1024), -1, True),
-        ("log_softmax 4096x1024 fwd+bwd", "log_softmax", (4096, 1024), -1, True),
+        ("softmax 8192x1024 fwd", "softmax", (8192, 1024), -1, False),
+        ("softmax 8192x1024 fwd+bwd", "softmax", (8192, 1024), -1, True),
+        ("log_softmax 8192x1024 fwd+bwd", "log_softmax", (8192, 1024), -1, True),
         ("softmax 32x128x512 dim=1 fwd", "softmax", (32, 128, 512), 1, False),
         ("cross_entropy 8192x1000 fwd", "cross_entropy", (8192, 1000), 1, False),
         ("cross_entropy 8192x1000 fwd+bwd", "cross_entropy", (8192, 1000), 1, True),

@@ -271,18 +271,48 @@ class Pad(Function):
 
 
 def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Pad the last len(pad)//2 dims; pad = (left_last, right_last, left_prev, ...), as torch."""
+    """Pad the last len(pad)//2 dims; pad = (left_last, right_last, left_prev, ...), as torch.
+
+    mode: constant (negative pads crop), reflect, replicate or circular; unlike torch, the
+    non-constant modes accept any number of padded trailing dims.
+    """
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(
             f"[pad] pad must have an even length of at most 2*ndim ({2 * x.ndim}), got {len(pad)}"
         )
-    if mode != "constant":
-        raise NotImplementedError(f"[pad] mode={mode!r} is not implemented (only 'constant')")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if mode != "constant":
+        return _pad_by_index(x, widths, mode)
     for (lo, hi), n in zip(widths, x.shape):
         if n + lo + hi < 0:
             raise ValueError(f"[pad] padding {pad} leaves a negative size for shape {x.shape}")
     return Pad.apply(x, widths, value)
+
+
+_NP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad_by_index(x: Tensor, widths: list, mode: str) -> Tensor:
+    """reflect / replicate / circular padding as a gather: each output element copies one
+    source element, so the gradient is a scatter-add (ops.indexing's Index and its adjoint)."""
+    if mode not in _NP_MODE:
+        raise ValueError(
+            f"[pad] mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
+        )
+    maps = []
+    for d, ((lo, hi), n) in enumerate(zip(widths, x.shape)):
+        if lo < 0 or hi < 0:
+            raise ValueError("[pad] negative padding is only supported in 'constant' mode")
+        limit = {"reflect": n - 1, "circular": n, "replicate": n and max(lo, hi)}[mode]
+        if (lo or hi) and (n == 0 or max(lo, hi) > limit):
+            raise ValueError(
+                f"[pad] {mode} padding ({lo}, {hi}) is too large for dim {d} of size {n}"
+            )
+        maps.append(np.pad(np.arange(n), (lo, hi), mode=_NP_MODE[mode]) if lo or hi else None)
+    key = np.ix_(*[m if m is not None else np.arange(n) for m, n in zip(maps, x.shape)])
+    from .indexing import index
+
+    return index(x, key)
