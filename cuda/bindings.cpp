@@ -150,18 +150,19 @@ void run(const GemmArgs& a) {
   ep.bias = a.bias_kind ? reinterpret_cast<const T*>(a.bias) : nullptr;
   ep.bias_kind = static_cast<cuda::BiasKind>(a.bias_kind);
   ep.act = static_cast<cuda::Act>(a.act);
-  cuda::gemm_strided_batched<T>(a.transA, a.transB, a.M, a.N, a.K, static_cast<T>(a.alpha),
-                                reinterpret_cast<const T*>(a.A), a.lda, a.strideA,
-                                reinterpret_cast<const T*>(a.B), a.ldb, a.strideB,
-                                static_cast<T>(a.beta), reinterpret_cast<T*>(a.C), a.ldc,
-                                a.strideC, a.batch, ep, cuda::stream_from_int(a.stream));
+  cuda::gemm_strided_batched<T>(
+      a.transA, a.transB, a.M, a.N, a.K, static_cast<T>(a.alpha), reinterpret_cast<const T*>(a.A),
+      a.lda, a.strideA, reinterpret_cast<const T*>(a.B), a.ldb, a.strideB, static_cast<T>(a.beta),
+      reinterpret_cast<T*>(a.C), a.ldc, a.strideC, a.batch, ep, cuda::stream_from_int(a.stream));
 }
 
 void launch(const GemmArgs& a) {
   validate(a);
   py::gil_scoped_release release;
-  if (a.dtype == "float32") run<float>(a);
-  else run<double>(a);
+  if (a.dtype == "float32")
+    run<float>(a);
+  else
+    run<double>(a);
 }
 
 }  // namespace
@@ -194,13 +195,15 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "set_gemm_tile",
       [](const std::string& tile) {
-        if (tile == "auto") cuda::set_gemm_tile(cuda::GemmTile::Auto);
-        else if (tile == "128x128") cuda::set_gemm_tile(cuda::GemmTile::Large);
-        else if (tile == "64x64") cuda::set_gemm_tile(cuda::GemmTile::Small);
+        if (tile == "auto")
+          cuda::set_gemm_tile(cuda::GemmTile::Auto);
+        else if (tile == "128x128")
+          cuda::set_gemm_tile(cuda::GemmTile::Large);
+        else if (tile == "64x64")
+          cuda::set_gemm_tile(cuda::GemmTile::Small);
         else
-          throw ValueError(detail::concat("set_gemm_tile",
-                                          "tile must be 'auto', '128x128' or '64x64' but is '",
-                                          tile, "'"));
+          throw ValueError(detail::concat(
+              "set_gemm_tile", "tile must be 'auto', '128x128' or '64x64' but is '", tile, "'"));
       },
       py::arg("tile"), "Force the float32 GEMM block tile (for tests); 'auto' by default.");
   m.def(
@@ -216,30 +219,30 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def(
       "gemm",
-      [](bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-         std::uintptr_t A, int64_t lda, std::uintptr_t B, int64_t ldb, double beta,
-         std::uintptr_t C, int64_t ldc, const std::string& dtype, std::uintptr_t stream,
-         std::uintptr_t bias, int bias_kind, int act) {
-        launch(GemmArgs{transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
-                        1, dtype, stream, bias, bias_kind, act});
+      [](bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, std::uintptr_t A,
+         int64_t lda, std::uintptr_t B, int64_t ldb, double beta, std::uintptr_t C, int64_t ldc,
+         const std::string& dtype, std::uintptr_t stream, std::uintptr_t bias, int bias_kind,
+         int act) {
+        launch(GemmArgs{transA, transB, M, N,   K, alpha, A,     lda,    0,    B,         ldb,
+                        0,      beta,   C, ldc, 0, 1,     dtype, stream, bias, bias_kind, act});
       },
       py::arg("transA"), py::arg("transB"), py::arg("M"), py::arg("N"), py::arg("K"),
-      py::arg("alpha"), py::arg("A"), py::arg("lda"), py::arg("B"), py::arg("ldb"),
-      py::arg("beta"), py::arg("C"), py::arg("ldc"), py::arg("dtype"), py::arg("stream"),
-      py::arg("bias") = 0, py::arg("bias_kind") = 0, py::arg("act") = 0,
+      py::arg("alpha"), py::arg("A"), py::arg("lda"), py::arg("B"), py::arg("ldb"), py::arg("beta"),
+      py::arg("C"), py::arg("ldc"), py::arg("dtype"), py::arg("stream"), py::arg("bias") = 0,
+      py::arg("bias_kind") = 0, py::arg("act") = 0,
       "C = act(alpha * op(A) op(B) + beta * C + bias) on device pointers, row-major, enqueued\n"
       "on `stream` (an integer cudaStream_t). bias_kind: 0 none, 1 per row (length M), 2 per\n"
       "column (length N); act: 0 none, 1 relu, 2 gelu (exact). beta == 0 does not read C.");
 
   m.def(
       "gemm_strided_batched",
-      [](bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-         std::uintptr_t A, int64_t lda, int64_t strideA, std::uintptr_t B, int64_t ldb,
-         int64_t strideB, double beta, std::uintptr_t C, int64_t ldc, int64_t strideC,
-         int64_t batch, const std::string& dtype, std::uintptr_t stream, std::uintptr_t bias,
-         int bias_kind, int act) {
-        launch(GemmArgs{transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta,
-                        C, ldc, strideC, batch, dtype, stream, bias, bias_kind, act});
+      [](bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, std::uintptr_t A,
+         int64_t lda, int64_t strideA, std::uintptr_t B, int64_t ldb, int64_t strideB, double beta,
+         std::uintptr_t C, int64_t ldc, int64_t strideC, int64_t batch, const std::string& dtype,
+         std::uintptr_t stream, std::uintptr_t bias, int bias_kind, int act) {
+        launch(GemmArgs{transA,  transB, M,      N,       K,         alpha, A,   lda,
+                        strideA, B,      ldb,    strideB, beta,      C,     ldc, strideC,
+                        batch,   dtype,  stream, bias,    bias_kind, act});
       },
       py::arg("transA"), py::arg("transB"), py::arg("M"), py::arg("N"), py::arg("K"),
       py::arg("alpha"), py::arg("A"), py::arg("lda"), py::arg("strideA"), py::arg("B"),

@@ -32,9 +32,7 @@ inline void check_cuda(cudaError_t err, const char* op, const char* call, const 
 
 // Streams cross the Python boundary as integers (CuPy's Stream.ptr; 0 is the
 // legacy default stream).
-inline cudaStream_t stream_from_int(std::uintptr_t s) {
-  return reinterpret_cast<cudaStream_t>(s);
-}
+inline cudaStream_t stream_from_int(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
 }  // namespace pyengine::cuda
 

@@ -93,8 +93,10 @@ __device__ __forceinline__ T activate(T x, Act act) {
   if (act == Act::ReLU) return x < T(0) ? T(0) : x;  // NaN stays NaN, as PyTorch
   if (act == Act::GELU) {
     constexpr T kRsqrt2 = T(0.70710678118654752440);
-    if constexpr (sizeof(T) == 4) return 0.5f * x * (1.0f + erff(x * kRsqrt2));
-    else return 0.5 * x * (1.0 + erf(x * kRsqrt2));
+    if constexpr (sizeof(T) == 4)
+      return 0.5f * x * (1.0f + erff(x * kRsqrt2));
+    else
+      return 0.5 * x * (1.0 + erf(x * kRsqrt2));
   }
   return x;
 }
@@ -192,13 +194,17 @@ __global__ void __launch_bounds__(kThreads, MinBlocks) gemm_kernel(const Params<
     auto store_shared = [&](int buf) {
 #pragma unroll
       for (int r = 0; r < kLoadsA; ++r) {
-        if (p.transA) As[buf][tid / BM + r * (kThreads / BM)][tid % BM] = ra[r];
-        else As[buf][tid % BK][tid / BK + r * (kThreads / BK)] = ra[r];
+        if (p.transA)
+          As[buf][tid / BM + r * (kThreads / BM)][tid % BM] = ra[r];
+        else
+          As[buf][tid % BK][tid / BK + r * (kThreads / BK)] = ra[r];
       }
 #pragma unroll
       for (int r = 0; r < kLoadsB; ++r) {
-        if (p.transB) Bs[buf][tid % BK][tid / BK + r * (kThreads / BK)] = rb[r];
-        else Bs[buf][tid / BN + r * (kThreads / BN)][tid % BN] = rb[r];
+        if (p.transB)
+          Bs[buf][tid % BK][tid / BK + r * (kThreads / BK)] = rb[r];
+        else
+          Bs[buf][tid / BN + r * (kThreads / BN)][tid % BN] = rb[r];
       }
     };
 
@@ -284,8 +290,7 @@ void launch(Params<T> p, cudaStream_t stream) {
   const auto c_addr = reinterpret_cast<std::uintptr_t>(p.C);
   p.vec_c = c_addr % (kVec * sizeof(T)) == 0 && p.ldc % kVec == 0 &&
             (p.batch <= 1 || p.strideC % kVec == 0);
-  const dim3 grid(unsigned(tiles_m * tiles_n), 1,
-                  unsigned(std::min<int64_t>(p.batch, kMaxGridZ)));
+  const dim3 grid(unsigned(tiles_m * tiles_n), 1, unsigned(std::min<int64_t>(p.batch, kMaxGridZ)));
   gemm_kernel<T, BM, BN, BK, TM, TN, MinBlocks><<<grid, kThreads, 0, stream>>>(p);
   PE_CUDA_CHECK_LAUNCH(kOp);
 }
@@ -314,8 +319,10 @@ void dispatch(Params<float> p, cudaStream_t stream) {
                            std::min<int64_t>(p.batch, kMaxGridZ);
     tile = blocks >= sm_count() ? GemmTile::Large : GemmTile::Small;
   }
-  if (tile == GemmTile::Large) launch<float, 128, 128, 8, 8, 8, 2>(p, stream);
-  else launch<float, 64, 64, 8, 4, 4, 2>(p, stream);
+  if (tile == GemmTile::Large)
+    launch<float, 128, 128, 8, 8, 8, 2>(p, stream);
+  else
+    launch<float, 64, 64, 8, 4, 4, 2>(p, stream);
 }
 
 void dispatch(Params<double> p, cudaStream_t stream) {
@@ -332,8 +339,8 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
                           const T* A, int64_t lda, int64_t strideA, const T* B, int64_t ldb,
                           int64_t strideB, T beta, T* C, int64_t ldc, int64_t strideC,
                           int64_t batch, const Epilogue<T>& ep, cudaStream_t stream) {
-  PE_CHECK(M >= 0 && N >= 0 && K >= 0 && batch >= 0, kOp,
-           "sizes must be >= 0 but are M=", M, " N=", N, " K=", K, " batch=", batch);
+  PE_CHECK(M >= 0 && N >= 0 && K >= 0 && batch >= 0, kOp, "sizes must be >= 0 but are M=", M,
+           " N=", N, " K=", K, " batch=", batch);
   PE_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, kOp,
            "M, N and K must be < 2^31 but are M=", M, " N=", N, " K=", K);
   if (M == 0 || N == 0 || batch == 0) return;
@@ -365,17 +372,16 @@ template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const Epilogue<T>& ep,
           cudaStream_t stream) {
-  gemm_strided_batched<T>(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
-                          1, ep, stream);
+  gemm_strided_batched<T>(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1,
+                          ep, stream);
 }
 
 #define PE_INSTANTIATE(T)                                                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, \
                         int64_t, T, T*, int64_t, const Epilogue<T>&, cudaStream_t);            \
-  template void gemm_strided_batched<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*,    \
-                                        int64_t, int64_t, const T*, int64_t, int64_t, T, T*,   \
-                                        int64_t, int64_t, int64_t, const Epilogue<T>&,         \
-                                        cudaStream_t);
+  template void gemm_strided_batched<T>(                                                       \
+      bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, int64_t, const T*, int64_t, \
+      int64_t, T, T*, int64_t, int64_t, int64_t, const Epilogue<T>&, cudaStream_t);
 PE_INSTANTIATE(float)
 PE_INSTANTIATE(double)
 #undef PE_INSTANTIATE

@@ -30,8 +30,8 @@ Isa initial_isa() {
   if (env == nullptr || *env == '\0') return best_isa();
   Isa want = parse_isa(env);
   PE_CHECK(isa_supported(want), "cpu_isa", "PYENGINE_CPU_ISA=", env,
-           " is not supported by this CPU; supported: generic",
-           has_avx2() ? ", avx2" : "", has_avx512() ? ", avx512" : "");
+           " is not supported by this CPU; supported: generic", has_avx2() ? ", avx2" : "",
+           has_avx512() ? ", avx512" : "");
   return want;
 }
 

@@ -17,6 +17,6 @@ Isa best_isa();                          // the best supported path
 Isa active_isa();                        // what kernels use now
 void set_active_isa(Isa isa);            // throws ValueError if unsupported
 std::vector<std::string> supported_isas();
-std::string cpu_flags();                 // e.g. "avx2 fma avx512f ..."
+std::string cpu_flags();  // e.g. "avx2 fma avx512f ..."
 
 }  // namespace pyengine

@@ -28,11 +28,11 @@ std::string concat(const char* op, const Args&... args) {
 }  // namespace pyengine
 
 // PE_CHECK(cond, "gemm", "lda must be >= ", k, " but is ", lda);
-#define PE_CHECK(cond, op, ...)                                           \
-  do {                                                                    \
+#define PE_CHECK(cond, op, ...)                                                             \
+  do {                                                                                      \
     if (!(cond)) throw ::pyengine::ValueError(::pyengine::detail::concat(op, __VA_ARGS__)); \
   } while (0)
-#define PE_CHECK_TYPE(cond, op, ...)                                      \
-  do {                                                                    \
+#define PE_CHECK_TYPE(cond, op, ...)                                                       \
+  do {                                                                                     \
     if (!(cond)) throw ::pyengine::TypeError(::pyengine::detail::concat(op, __VA_ARGS__)); \
   } while (0)

@@ -233,8 +233,8 @@ void pack_b(const Problem<T>& p, const KernelDesc<T>& d, int64_t p0, int64_t kc,
 // then complete and get the epilogue.
 template <typename T>
 void macrokernel(const Problem<T>& p, const KernelDesc<T>& d, const T* apack, const T* bpack,
-                 int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t s0, int64_t s1,
-                 int64_t kc, T beta, bool last) {
+                 int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t s0, int64_t s1, int64_t kc,
+                 T beta, bool last) {
   const int MR = d.mr, NR = d.nr;
   const bool epilogue = last && has_epilogue_work(p.ep.bias_kind, p.ep.bias, p.ep.act);
   alignas(64) T tile[gemm_detail::kMaxTileElems];
@@ -268,8 +268,15 @@ void macrokernel(const Problem<T>& p, const KernelDesc<T>& d, const T* apack, co
 
 // ---- threading ---------------------------------------------------------------------
 // Threads form a tm x tn grid over (row micro-panels, column micro-panels of an
-// NC panel). Rows are preferred (threads share the packed B panel and each packs
-// only its own A rows); columns take over when M is too short to balance.
+// NC panel). The grid minimises the micro-tiles of the busiest thread. On a tie
+// the rule depends on M:
+//   M <= MC (one A block): columns. Each thread then packs its own B columns
+//     and its own copy of the small A block, so the team shares nothing and
+//     never meets at a barrier, and every B micro-panel brought into L1 serves
+//     all M/MR row tiles instead of half of them (conv with 64 output channels,
+//     LSTM steps, first layers).
+//   M > MC: rows (threads share the packed B panel; each packs only its rows
+//     of A, which is then the bigger operand).
 struct Grid {
   int tm = 1, tn = 1;
 };
@@ -278,9 +285,11 @@ template <typename T>
 Grid choose_grid(const Problem<T>& p, const KernelDesc<T>& d, int nt) {
   const int64_t ms = ceil_div(p.M, d.mr);
   const int64_t ns = ceil_div(std::min<int64_t>(p.N, d.nc), d.nr);
+  const bool prefer_cols = p.M <= d.mc;
   Grid best{nt, 1};
   int64_t best_cost = -1;
-  for (int tm = nt; tm >= 1; --tm) {
+  for (int i = 0; i < nt; ++i) {
+    const int tm = prefer_cols ? i + 1 : nt - i;  // preferred shape first: ties keep it
     if (nt % tm != 0) continue;
     const int tn = nt / tm;
     const int64_t cost = ceil_div(ms, tm) * ceil_div(ns, tn);  // tiles on the busiest thread
@@ -332,13 +341,18 @@ void run_member(const Problem<T>& p, const KernelDesc<T>& d, T* bpack, T* apack,
     const int64_t n_panels = ceil_div(nc, NR);
     int64_t cs0, cs1;  // this thread's B micro-panels for compute
     split(n_panels, g.tn, tj, cs0, cs1);
-    int64_t ps0, ps1;  // this thread's B micro-panels for packing
-    split(n_panels, nt, tid, ps0, ps1);
+    // This thread's B micro-panels for packing: a share of the shared panel
+    // when threads split rows (then they meet at barriers around each panel),
+    // or exactly the micro-panels it computes on when tm == 1 (then `bpack` is
+    // this thread's own buffer, see gemm_one: no barriers).
+    const int sync = g.tm == 1 ? 1 : nt;
+    int64_t ps0 = cs0, ps1 = cs1;
+    if (sync > 1) split(n_panels, nt, tid, ps0, ps1);
 
     for (int64_t pc = 0; pc < p.K; pc += kc_step) {
       const int64_t kc = std::min(kc_step, p.K - pc);
       pack_b(p, d, pc, kc, jc, nc, ps0, ps1, bpack);
-      team_barrier(nt);  // the whole panel is packed
+      team_barrier(sync);  // the whole panel is packed
 
       const T beta = pc == 0 ? p.beta : T(1);
       const bool last = pc + kc >= p.K;
@@ -347,7 +361,7 @@ void run_member(const Problem<T>& p, const KernelDesc<T>& d, T* bpack, T* apack,
         pack_a(p, d, ic, mc, pc, kc, apack);
         macrokernel(p, d, apack, bpack, ic, mc, jc, nc, cs0, cs1, kc, beta, last);
       }
-      team_barrier(nt);  // nobody still reads the panel before it is repacked
+      team_barrier(sync);  // nobody still reads the panel before it is repacked
     }
   }
 }
@@ -368,7 +382,8 @@ template <typename T>
 int useful_threads(const Problem<T>& p, const KernelDesc<T>& d, int max_threads) {
 #ifdef _OPENMP
   if (max_threads <= 1 || omp_in_parallel()) return 1;
-  const double work = static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const double work =
+      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
   if (work < kParallelMinWork) return 1;
   const int64_t tiles = ceil_div(p.M, d.mr) * ceil_div(std::min<int64_t>(p.N, d.nc), d.nr);
   return static_cast<int>(std::min<int64_t>(max_threads, tiles));
@@ -398,15 +413,21 @@ void gemm_one(const Problem<T>& p, const KernelDesc<T>& d, int max_threads) {
   std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(nt)
   {
+    // The team may be smaller than asked (OpenMP limits); the grid follows it.
+    const int team = omp_get_num_threads();
+    // With a 1 x tn grid every thread packs its own B columns into its own
+    // buffer (no shared panel, no barriers); otherwise the caller's is shared.
+    const bool own_b = choose_grid(p, d, team).tm == 1;
     T* apack = nullptr;
+    T* mine = bpack;
     try {
       apack = t_pack_a.get<T>(pack_a_elems(p, d));
+      if (own_b) mine = t_pack_b.get<T>(pack_b_elems(p, d));
     } catch (...) {
       failed.store(true);
     }
 #pragma omp barrier
-    // The team may be smaller than asked (OpenMP limits); the grid follows it.
-    if (!failed.load()) run_member(p, d, bpack, apack, omp_get_thread_num(), omp_get_num_threads());
+    if (!failed.load()) run_member(p, d, mine, apack, omp_get_thread_num(), team);
   }
   if (failed.load()) throw std::bad_alloc();
 #endif
@@ -429,15 +450,16 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const KernelDesc<T> d = select_kernel<T>();
   auto problem = [&](int64_t b) {
-    return Problem<T>{transA, transB, M,   N,  K,   alpha,           A + b * strideA, lda,
-                      B + b * strideB, ldb, beta, C + b * strideC, ldc, ep};
+    return Problem<T>{
+        transA, transB,          M,   N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb,
+        beta,   C + b * strideC, ldc, ep};
   };
   const int max_threads = get_num_threads();
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
 #ifdef _OPENMP
-  const bool per_matrix = max_threads > 1 && batch > 1 && !omp_in_parallel() &&
-                          (batch >= max_threads ? work <= kBatchPerThreadMaxWork
-                                                : work < kParallelMinWork);
+  const bool per_matrix =
+      max_threads > 1 && batch > 1 && !omp_in_parallel() &&
+      (batch >= max_threads ? work <= kBatchPerThreadMaxWork : work < kParallelMinWork);
   if (per_matrix) {
     // Threads take whole matrices. Exceptions (only bad_alloc) cannot leave an
     // OpenMP region, so the first one is carried out and rethrown.
@@ -461,7 +483,7 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   for (int64_t b = 0; b < batch; ++b) gemm_one(problem(b), d, max_threads);
 }
 
-#define PYENGINE_INSTANTIATE_GEMM(T)                                                          \
+#define PYENGINE_INSTANTIATE_GEMM(T)                                                           \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, \
                         int64_t, T, T*, int64_t, const Epilogue<T>&);                          \
   template void gemm_strided_batched<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*,    \

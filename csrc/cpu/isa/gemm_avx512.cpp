@@ -48,7 +48,8 @@ void microkernel(int64_t K, const typename Tr::T* a, const typename Tr::T* b, ty
   static_assert(MR * NV + NV + 1 <= 32, "register tile does not fit 32 zmm registers");
 
   // Warm the C tile while the k loop runs; it is written at the end.
-  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  for (int i = 0; i < MR; ++i)
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
 
   V acc[MR][NV];
 #pragma GCC unroll 32
@@ -89,8 +90,10 @@ void microkernel(int64_t K, const typename Tr::T* a, const typename Tr::T* b, ty
   }
 }
 
-// In-register transpose of an 8 x 8 float block: r[i][j] -> r[j][i].
-void transpose8x8(__m256 r[8]) {
+// In-register transpose of an 8 x 8 float block: r[i][j] -> r[j][i]. Forced
+// inline: as a call, r[] goes through memory and the transposing pack (B^T,
+// and A without transA) costs ~40% of a small-M GEMM.
+__attribute__((always_inline)) inline void transpose8x8(__m256 r[8]) {
   __m256 t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
@@ -108,7 +111,9 @@ void transpose8x8(__m256 r[8]) {
   }
 }
 
-__mmask8 low_mask(int n) { return n >= 8 ? __mmask8(0xFF) : n <= 0 ? __mmask8(0) : __mmask8((1u << n) - 1); }
+__mmask8 low_mask(int n) {
+  return n >= 8 ? __mmask8(0xFF) : n <= 0 ? __mmask8(0) : __mmask8((1u << n) - 1);
+}
 
 // fp32 packing (contract: gemm_detail::PackPanel), W a multiple of 8.
 // Contiguous source rows are copied with masked loads (the mask does the zero
@@ -134,6 +139,14 @@ void pack_f32(int64_t kc, int w, const float* src, int64_t ld, bool x_contiguous
       const int nk = static_cast<int>(kc - k0 < 8 ? kc - k0 : 8);
       const __mmask8 km = low_mask(nk);
       __m256 r[8];
+      if (rows >= 8 && nk == 8) {  // the common full block: plain loads and stores
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (x0 + i) * ld + k0);
+        transpose8x8(r);
+#pragma GCC unroll 8
+        for (int kk = 0; kk < 8; ++kk) _mm256_store_ps(dst + (k0 + kk) * W + x0, r[kk]);
+        continue;
+      }
       for (int i = 0; i < 8; ++i)
         r[i] = i < rows ? _mm256_maskz_loadu_ps(km, src + (x0 + i) * ld + k0) : _mm256_setzero_ps();
       transpose8x8(r);

@@ -35,12 +35,16 @@ void microkernel(int64_t K, const T* a, const T* b, T* c, int64_t ldc, T alpha, 
 //   KC = 256: B micro-panel 256*8*4 = 8 KiB in L1.
 //   MC = 128: A block 128*256*4 = 128 KiB in L2.
 //   NC = 4096: B panel 256*4096*4 = 4 MiB in L3.
-KernelDesc<float> generic::kernel_f32() { return {4, 8, 128, 256, 4096, &microkernel<float, 4, 8>}; }
+KernelDesc<float> generic::kernel_f32() {
+  return {4, 8, 128, 256, 4096, &microkernel<float, 4, 8>};
+}
 
 // fp64, 4 x 4 tile.
 //   KC = 256: B micro-panel 256*4*8 = 8 KiB in L1.
 //   MC = 64:  A block 64*256*8 = 128 KiB in L2.
 //   NC = 2048: B panel 256*2048*8 = 4 MiB in L3.
-KernelDesc<double> generic::kernel_f64() { return {4, 4, 64, 256, 2048, &microkernel<double, 4, 4>}; }
+KernelDesc<double> generic::kernel_f64() {
+  return {4, 4, 64, 256, 2048, &microkernel<double, 4, 4>};
+}
 
 }  // namespace pyengine::cpu::gemm_detail

@@ -22,8 +22,7 @@ namespace pyengine::cpu::gemm_detail {
 // Partial tiles at the edges are the caller's business (it zero-pads the
 // panels and passes a scratch tile), so kernels stay branch-free.
 template <typename T>
-using MicroKernel = void (*)(int64_t K, const T* a, const T* b, T* c, int64_t ldc, T alpha,
-                             T beta);
+using MicroKernel = void (*)(int64_t K, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
 
 // Optional packing routine contract: packs one micro-panel of width W (W = MR
 // for A, NR for B) and depth kc: dst[k*W + x] = S(x, k) for x < w, and 0 for
@@ -38,11 +37,11 @@ using PackPanel = void (*)(int64_t kc, int w, const T* src, int64_t ld, bool x_c
 
 template <typename T>
 struct KernelDesc {
-  int mr;   // rows of the register tile (broadcast from packed A)
-  int nr;   // columns of the register tile (vector loads from packed B)
-  int mc;   // rows of the packed A block (kept in L2), multiple of mr
-  int kc;   // depth of one packed panel (B micro-panel kc x nr kept in L1)
-  int nc;   // columns of the packed B panel (kept in L3), multiple of nr
+  int mr;  // rows of the register tile (broadcast from packed A)
+  int nr;  // columns of the register tile (vector loads from packed B)
+  int mc;  // rows of the packed A block (kept in L2), multiple of mr
+  int kc;  // depth of one packed panel (B micro-panel kc x nr kept in L1)
+  int nc;  // columns of the packed B panel (kept in L3), multiple of nr
   MicroKernel<T> kernel;
   PackPanel<T> pack_a = nullptr;  // width mr
   PackPanel<T> pack_b = nullptr;  // width nr
