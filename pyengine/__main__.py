@@ -14,6 +14,7 @@ def main(argv=None) -> int:
     b.add_argument("ops", nargs="*", default=["gemm"], help="op families to run (default: gemm)")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    b.add_argument("--plot", help="also draw the ratios into this PNG (needs matplotlib)")
     d = sub.add_parser(
         "demo",
         help="train a small CNN on scikit-learn's digits, or (--model lstm|transformer) a "
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     if args.command == "bench":
         from . import bench
 
-        return bench.main(args.ops, json_path=args.json, quick=args.quick)
+        return bench.main(args.ops, json_path=args.json, quick=args.quick, plot_path=args.plot)
     return 2
 
 

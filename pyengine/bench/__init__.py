@@ -96,7 +96,41 @@ def print_table(title: str, rows: list, unit: str = "GFLOP/s") -> None:
         print(f"{r['case']:<{width}}  {vals}  {ratio}")
 
 
-def main(ops: list, json_path: Optional[str] = None, quick: bool = False) -> int:
+def plot(results: dict, path: str) -> None:
+    """One horizontal bar per case: pyengine / best other library, a line at 1.0."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("[bench] --plot needs matplotlib: pip install matplotlib") from None
+    rows = [
+        (f"{fam}: {r['case']}", r["ratio"])
+        for fam, rs in results.items()
+        if fam != "machine"
+        for r in rs
+        if "ratio" in r
+    ]
+    if not rows:
+        raise ValueError("[bench] --plot: no case has a ratio to plot")
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))
+    names, ratios = zip(*rows)
+    ax.barh(range(len(rows)), ratios, color=["tab:green" if r >= 1 else "tab:red" for r in ratios])
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("pyengine / best other library (higher is better)")
+    m = results["machine"]
+    ax.set_title(f"pyengine {m['pyengine']} on {m['cpu']}, {m['threads']} threads", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(
+    ops: list, json_path: Optional[str] = None, quick: bool = False, plot_path: Optional[str] = None
+) -> int:
     unknown = [o for o in ops if o not in FAMILIES]
     if unknown:
         print(f"[bench] unknown op families {unknown}; available: {FAMILIES}")
@@ -112,4 +146,7 @@ def main(ops: list, json_path: Optional[str] = None, quick: bool = False) -> int
     if json_path:
         with open(json_path, "w") as f:
             json.dump(results, f, indent=1)
+    if plot_path:
+        plot(results, plot_path)
+        print(f"plot written to {plot_path}")
     return 0
