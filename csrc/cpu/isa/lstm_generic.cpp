@@ -39,8 +39,10 @@ struct ScalarBase {
 
 struct ScalarF32 : ScalarBase<float> {
   static R round(R x) { return std::nearbyint(x); }
-  static R pow2(R n) {  // 2^n for integer-valued n in [-126, 127]
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  static R pow2(R n) {  // 2^n for integer-valued n in [-126, 127]; NaN n gives 1 (p is NaN)
+    // Converting NaN to int is undefined behaviour, hence the guard; the shift is unsigned.
+    const int32_t k = n == n ? static_cast<int32_t>(n) : 0;
+    const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
     float out;
     std::memcpy(&out, &bits, sizeof(out));
     return out;
