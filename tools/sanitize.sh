@@ -14,11 +14,22 @@ pip install --quiet --no-build-isolation --no-deps --force-reinstall \
 asan=$(g++ -print-file-name=libasan.so)
 ubsan=$(g++ -print-file-name=libubsan.so)
 # Python itself leaks by design at exit: leak checking off; UBSan findings are fatal.
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# Reports go to files as well: pytest captures stderr and a halted process never prints it.
+logs="${PYENGINE_SAN_LOGS:-/tmp/pyengine-sanitize-logs}"
+rm -rf "$logs" && mkdir -p "$logs"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:log_path=$logs/asan"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
 # Run from tests/ so that the sanitized install is imported, not the source tree; test paths
 # may be given from the repository root (tests/test_x.py).
 cd tests
 args=("${@#tests/}")
 # The CUDA host-emulation tests run nvcc, which must not inherit the sanitizer preload.
-LD_PRELOAD="$asan $ubsan" python -m pytest -q -p no:cacheprovider -k "not emu" "${args[@]:-.}"
+status=0
+LD_PRELOAD="$asan $ubsan" python -m pytest -q -p no:cacheprovider -k "not emu" "${args[@]:-.}" ||
+  status=$?
+if compgen -G "$logs/*" >/dev/null; then
+  echo "== sanitizer reports ($logs):"
+  head -n 40 "$logs"/*
+  status=1
+fi
+exit "$status"

@@ -50,8 +50,10 @@ inline float exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t keep = -static_cast<int32_t>(x >= -87.3f);  // all ones, or 0 below -87.3
-  const int32_t bits = ((static_cast<int32_t>(n) + 127) << 23) & keep;
+  const uint32_t keep = x >= -87.3f ? ~0u : 0u;  // all ones, or 0 below -87.3
+  // NaN -> int is undefined behaviour: a NaN n uses 0 (p is NaN anyway); the shift is unsigned.
+  const int32_t k = n == n ? static_cast<int32_t>(n) : 0;
+  const uint32_t bits = (static_cast<uint32_t>(k + 127) << 23) & keep;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;  // NaN * 0 is still NaN
