@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "core/parallel.h"
+#include "core/workspace.h"
 #include "cpu/gemm.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -73,32 +74,7 @@ namespace {
 // ---- workspace ---------------------------------------------------------------
 // A per-thread, 64-byte aligned scratch buffer that grows and is reused (fresh
 // pages are expensive on our VMs): hot paths do not allocate.
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(ptr_); }
-
-  template <typename T>
-  T* get(int64_t elems) {
-    const size_t bytes = static_cast<size_t>(std::max<int64_t>(elems, 1)) * sizeof(T);
-    if (bytes > cap_) {
-      std::free(ptr_);
-      ptr_ = nullptr;
-      cap_ = 0;
-      const size_t rounded = (bytes + 4095) / 4096 * 4096;
-      ptr_ = std::aligned_alloc(64, rounded);
-      if (ptr_ == nullptr) throw std::bad_alloc();
-      cap_ = rounded;
-    }
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
+using Scratch = ::pyengine::Workspace;  // csrc/core/workspace.h
 
 thread_local Scratch t_col;    // the columns of one (image, group): Cg*KH*KW x OH*OW
 thread_local Scratch t_wpack;  // canonical weight, written by the calling thread

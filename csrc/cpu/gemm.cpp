@@ -23,6 +23,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "core/workspace.h"
 #include "cpu/isa/gemm_kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -46,32 +47,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // ---- workspace ---------------------------------------------------------------
 // A per-thread, 64-byte aligned scratch buffer that grows and is reused, so the
 // hot path does not allocate (fresh pages are expensive on our VMs).
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(ptr_); }
-
-  template <typename T>
-  T* get(int64_t elems) {
-    const size_t bytes = static_cast<size_t>(elems) * sizeof(T);
-    if (bytes > cap_) {
-      std::free(ptr_);
-      ptr_ = nullptr;
-      cap_ = 0;
-      const size_t rounded = (bytes + 4095) / 4096 * 4096;
-      ptr_ = std::aligned_alloc(64, rounded);
-      if (ptr_ == nullptr) throw std::bad_alloc();
-      cap_ = rounded;
-    }
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
+using Scratch = ::pyengine::Workspace;  // csrc/core/workspace.h
 
 thread_local Scratch t_pack_a;  // this thread's MC x KC block of A
 thread_local Scratch t_pack_b;  // the KC x NC panel of B, owned by the calling thread

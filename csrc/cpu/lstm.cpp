@@ -10,6 +10,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "core/workspace.h"
 #include "cpu/gemm.h"
 #include "cpu/isa/gemm_kernels.h"
 #include "cpu/isa/lstm_kernels.h"
@@ -49,29 +50,7 @@ RnnKernels<double> select_kernels<double>() {
 // ---- workspace -----------------------------------------------------------------
 // A per-thread, 64-byte aligned buffer that grows and is reused, carved into
 // the arrays one call needs (fresh pages are expensive on our VMs).
-class Workspace {
- public:
-  Workspace() = default;
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  ~Workspace() { std::free(ptr_); }
-  void* get(size_t bytes) {
-    if (bytes > cap_) {
-      std::free(ptr_);
-      ptr_ = nullptr;
-      cap_ = 0;
-      const size_t rounded = (bytes + 4095) / 4096 * 4096;
-      ptr_ = std::aligned_alloc(64, rounded);
-      if (ptr_ == nullptr) throw std::bad_alloc();
-      cap_ = rounded;
-    }
-    return ptr_;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
+using ::pyengine::Workspace;  // csrc/core/workspace.h
 
 thread_local Workspace t_ws;
 

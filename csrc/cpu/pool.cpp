@@ -20,6 +20,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "core/workspace.h"
 #include "cpu/isa/pool_kernels.h"
 
 namespace pyengine::cpu {
@@ -32,30 +33,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // ---- workspace ---------------------------------------------------------------
 // A per-thread, 64-byte aligned scratch buffer that grows and is reused, so the
 // hot path does not allocate (fresh pages are expensive on our VMs).
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(ptr_); }
-
-  void* get(size_t bytes) {
-    if (bytes > cap_) {
-      std::free(ptr_);
-      ptr_ = nullptr;
-      cap_ = 0;
-      const size_t rounded = (std::max<size_t>(bytes, 64) + 4095) / 4096 * 4096;
-      ptr_ = std::aligned_alloc(64, rounded);
-      if (ptr_ == nullptr) throw std::bad_alloc();
-      cap_ = rounded;
-    }
-    return ptr_;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
+using Scratch = ::pyengine::Workspace;  // csrc/core/workspace.h
 
 thread_local Scratch t_plane;   // one phase-layout plane (each worker thread)
 thread_local Scratch t_rows;    // tap lists and row scratch (each worker thread)

@@ -35,6 +35,15 @@ class _ConvNd(Module):
     _op = "ConvNd"
     _transposed = False
 
+    def _conv_forward(self, conv, input: Tensor) -> Tensor:
+        """conv(input, ...) with this layer's arguments; a padding_mode other than 'zeros'
+        pads explicitly first, then runs an unpadded conv, as torch does."""
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = 0
+        return conv(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
     def __init__(
         self,
         in_channels,
@@ -184,14 +193,7 @@ class Conv2d(_ConvNd):
         )
 
     def forward(self, input: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":  # as torch: pad explicitly, then an unpadded conv
-            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv2d(
-                input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
-            )
-        return F.conv2d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        return self._conv_forward(F.conv2d, input)
 
 
 class Conv1d(_ConvNd):
@@ -230,14 +232,7 @@ class Conv1d(_ConvNd):
         )
 
     def forward(self, input: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":  # as torch: pad explicitly, then an unpadded conv
-            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv1d(
-                input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
-            )
-        return F.conv1d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        return self._conv_forward(F.conv1d, input)
 
 
 class ConvTranspose2d(_ConvNd):
