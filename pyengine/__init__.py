@@ -59,6 +59,7 @@ from ._info import (
     set_cpu_isa,
     set_num_threads,
     supported_cpu_isas,
+    trim_memory,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .kernels import gemm, gemm_strided_batched  # noqa: E402
@@ -134,6 +135,7 @@ __all__ = [
     "set_cpu_isa",
     "get_cpu_isa",
     "supported_cpu_isas",
+    "trim_memory",
     "gemm",
     "gemm_strided_batched",
     "autograd",

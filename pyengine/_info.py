@@ -16,6 +16,15 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
+def trim_memory() -> bool:
+    """Give freed CPU heap memory back to the OS (glibc malloc_trim); True if some was released.
+
+    pyengine keeps freed arrays in the heap for reuse (fresh pages are slow to fault in), so a
+    process's RSS does not fall after a large computation until this is called.
+    """
+    return bool(_C.trim_memory())
+
+
 def set_cpu_isa(name: str) -> None:
     """Force a CPU kernel path: 'generic', 'avx2' or 'avx512' (must be supported here)."""
     _C.set_cpu_isa(str(name))

@@ -26,6 +26,7 @@ PYBIND11_MODULE(_C, m) {
 
   m.attr("__version__") = PYENGINE_VERSION;
   m.attr("allocator") = pyengine::tune_allocator();
+  m.def("trim_memory", &pyengine::trim_memory, py::call_guard<py::gil_scoped_release>());
   m.def("get_num_threads", &pyengine::get_num_threads);
   m.def("set_num_threads", &pyengine::set_num_threads, py::arg("n"));
   m.def("openmp_enabled", &pyengine::openmp_enabled);

@@ -14,17 +14,26 @@ std::string tune_allocator() {
     if (env != nullptr && std::strcmp(env, "0") == 0)
       return std::string("off (PYENGINE_MALLOC_TUNE=0)");
 #if defined(__GLIBC__)
-    // 32 MiB is glibc's largest mmap threshold on 64-bit; blocks below it come from the heap.
-    // The trim threshold keeps up to 1 GiB of freed heap for reuse instead of unmapping it.
-    const bool ok =
-        mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
-    return std::string(ok ? "glibc: mmap threshold 32 MiB, trim threshold 1 GiB"
+    // glibc caps the mmap threshold at 32 MiB, so larger arrays (a 8192x1024 float32 is exactly
+    // 32 MiB) would still be mapped fresh each time: M_MMAP_MAX=0 serves every block from the
+    // heap instead. The trim threshold keeps up to 1 GiB of freed heap top for reuse; holes
+    // below the top stay mapped until trim_memory().
+    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    return std::string(ok ? "glibc: no mmap blocks (heap reuse), trim threshold 1 GiB"
                           : "glibc: mallopt failed");
 #else
     return std::string("not glibc: unchanged");
 #endif
   }();
   return state;
+}
+
+bool trim_memory() {
+#if defined(__GLIBC__)
+  return malloc_trim(0) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace pyengine

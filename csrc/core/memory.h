@@ -8,4 +8,6 @@
 namespace pyengine {
 // Applies the tuning once unless PYENGINE_MALLOC_TUNE=0; returns a description for info().
 std::string tune_allocator();
+// Returns freed heap memory (top and holes) to the OS; true if some was released.
+bool trim_memory();
 }  // namespace pyengine
