@@ -306,6 +306,41 @@ def test_conv_general(geo, dtype):
     )
 
 
+# The direct float32 path (AVX-512: flat padded polyphase images, 8 x 48 output tiles) takes
+# convs with >= 8 output channels per group and no input dilation; its grad-input (the adjoint,
+# stride 1) takes it when there are >= 8 input channels per group. Output channel counts that
+# are not multiples of 8, tiles that straddle rows and images, strides 1-3, dilation, groups,
+# cropping pads, and both threading modes (one image per thread; one image split over tiles).
+DIRECT = [
+    # N, C, O, H, W, kh, kw, extra kwargs of conv_general
+    (2, 8, 8, 7, 9, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
+    (1, 9, 13, 11, 6, 3, 2, dict(pad_lo=(2, 0), pad_hi=(0, 1))),
+    (3, 5, 17, 9, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
+    (2, 10, 16, 13, 11, 3, 3, dict(stride=(3, 2), pad_lo=(1, 2), pad_hi=(0, 1))),
+    (1, 8, 8, 12, 10, 3, 3, dict(dilation=(2, 1), pad_lo=(2, 1), pad_hi=(2, 1))),
+    (2, 16, 16, 9, 8, 3, 3, dict(groups=2, pad_lo=(1, 1), pad_hi=(1, 1))),
+    (1, 8, 12, 9, 10, 3, 3, dict(pad_lo=(-1, 1), pad_hi=(1, -1), stride=(1, 2))),
+    (1, 12, 8, 5, 4, 1, 1, dict(pad_lo=(1, 0), pad_hi=(0, 1))),  # 1x1 padded: not a GEMM
+    (4, 3, 32, 8, 8, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # RGB stem shape
+    (1, 8, 8, 20, 21, 5, 5, dict(pad_lo=(2, 2), pad_hi=(2, 2))),  # several tiles per row
+]
+
+
+@pytest.mark.parametrize("case", DIRECT, ids=str)
+def test_conv_direct_path(cpu_isa, num_threads, case):
+    n, c, o, h, w, kh, kw, geo = case
+    groups = geo.get("groups", 1)
+    check_op(
+        conv_general,
+        R.conv_general,
+        R.conv_general_vjp,
+        [(n, c, h, w), (o, c // groups, kh, kw), (o,)],
+        dtype=pe.float32,
+        kwargs=geo,
+        gradcheck=False,
+    )
+
+
 # ----------------------------------------------------------------------------- higher order
 
 

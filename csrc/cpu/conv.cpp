@@ -1,6 +1,9 @@
 // The generalized 2-D convolution (contract in cpu/conv.h), built on the CPU GEMM.
 //
-// Three primitives, each a loop over (image, group) pairs around one GEMM:
+// float32 with AVX-512: direct_forward (flat padded polyphase images, no im2col; see the
+// section "direct convolution" below) takes every forward it can, which includes the
+// grad-input of stride-1 convs. Otherwise three primitives, each a loop over (image, group)
+// pairs around one GEMM:
 //   forward_im2col      y  = Wc * im2col(x)            (any parameters; the path of conv2d)
 //   adjoint_col2im      gx = col2im(Wc^T * gy)         (p's grad-input; used for every conv
 //                                                       with idil > 1 and stride 1, i.e.
@@ -22,11 +25,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <utility>
 
+#include "core/cpu_features.h"
 #include "core/parallel.h"
 #include "core/workspace.h"
 #include "cpu/gemm.h"
+#include "cpu/isa/conv_kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -634,6 +640,187 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
   });
 }
 
+// ---- direct convolution (float32, AVX-512) ---------------------------------------
+// The microkernel and the flat padded layout are described in cpu/isa/conv_kernels.h. Each
+// (image, group) is copied once into flat padded planes (about the input's size, so no
+// chunking), the weight is packed once per call as [g][8-channel block][c][tap][8], and the
+// output is made of 8 x 48 tiles scattered into y (the columns past OW dropped). Measured on
+// Zen 5 (8x64->64 56x56 3x3 p1, 2 threads): see bench/RESULTS.md.
+thread_local Scratch t_flat;    // flat padded planes of one (image, group)
+thread_local Scratch t_direct;  // packed weights and initial values, by the calling thread
+
+using conv_detail::kDirectCols;
+using conv_detail::kDirectRows;
+
+struct Flat {
+  int64_t s0, s1;  // stride: each channel is stored as s0*s1 phase planes (polyphase)
+  int64_t Hq, Wq;  // a phase plane: ceil(Hp / s0) x ceil(Wp / s1) of the padded Hp x Wp image
+  int64_t phase;   // Hq * Wq
+  int64_t plane;   // s0 * s1 * phase: one channel
+  int64_t cols;    // OH * Wq flat outputs (the columns ow >= OW are dropped)
+  int64_t tiles;   // ceil(cols / 48)
+  int64_t blocks;  // ceil(Og / 8)
+};
+
+Flat flat_geo(const ConvParams& p, const Geo& q) {
+  Flat f;
+  f.s0 = p.stride[0];
+  f.s1 = p.stride[1];
+  const int64_t Hp = p.H + p.pad_lo[0] + p.pad_hi[0], Wp = p.W + p.pad_lo[1] + p.pad_hi[1];
+  f.Hq = (Hp + f.s0 - 1) / f.s0;
+  f.Wq = (Wp + f.s1 - 1) / f.s1;
+  f.phase = f.Hq * f.Wq;
+  f.plane = f.s0 * f.s1 * f.phase;
+  f.cols = q.OH * f.Wq;
+  f.tiles = (f.cols + kDirectCols - 1) / kDirectCols;
+  f.blocks = (q.Og + kDirectRows - 1) / kDirectRows;
+  return f;
+}
+
+// Zeros after the last plane: the last tile reads up to kDirectCols - 1 + Wq past it.
+int64_t flat_slack(const Flat& f) { return kDirectCols + f.Wq + 16; }
+
+// Where tap (kh, kw) starts reading, relative to the output's flat position: padded row
+// oh*s0 + kh*d0 is in phase (kh*d0) % s0, at phase row oh + (kh*d0) / s0; the same along W.
+int64_t tap_offset(const ConvParams& p, const Flat& f, int64_t kh, int64_t kw) {
+  const int64_t dh = kh * p.kdil[0], dw = kw * p.kdil[1];
+  return ((dh % f.s0) * f.s1 + dw % f.s1) * f.phase + (dh / f.s0) * f.Wq + dw / f.s1;
+}
+
+// The microkernel when the direct path applies: no input dilation, not a plain GEMM (1x1
+// unpadded) or depthwise, and at least one full block of output channels per group.
+conv_detail::DirectTileF32 direct_kernel(const ConvParams& p) {
+  if (active_isa() != Isa::AVX512 || !unit(p.idil) || pointwise(p)) return nullptr;
+  const Geo q = geo(p);
+  if (depthwise(q) || q.Og < kDirectRows || q.OHW == 0) return nullptr;
+  return conv_detail::avx512::direct_tile_f32();
+}
+
+// dst = the Cg channels of img padded by pad_lo / pad_hi (negative pads crop) in the flat
+// polyphase layout of f, followed by flat_slack zeros; overwritten. Element (r, v) of the
+// padded image goes to phase (r % s0, v % s1) at (r / s0, v / s1).
+void pad_flat(const ConvParams& p, int64_t Cg, const Flat& f, const float* img, float* dst) {
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t a = 0; a < f.s0; ++a)
+      for (int64_t b = 0; b < f.s1; ++b)
+        for (int64_t i = 0; i < f.Hq; ++i) {
+          float* d = dst + c * f.plane + (a * f.s1 + b) * f.phase + i * f.Wq;
+          const int64_t ih = i * f.s0 + a - p.pad_lo[0];
+          // Phase column j holds input column iw = j*s1 - v0; keep j in [j0, j1) (iw in [0, W)).
+          const int64_t v0 = p.pad_lo[1] - b;
+          const int64_t j0 = std::min(f.Wq, std::max<int64_t>(0, (v0 + f.s1 - 1) / f.s1));
+          const int64_t last = p.W - 1 + v0;  // j*s1 <= last
+          const int64_t j1 = last < 0 ? j0 : std::max(j0, std::min(f.Wq, last / f.s1 + 1));
+          if (ih < 0 || ih >= p.H || j1 == j0) {
+            std::fill(d, d + f.Wq, 0.0f);
+            continue;
+          }
+          const float* s = img + (c * p.H + ih) * p.W;
+          std::fill(d, d + j0, 0.0f);
+          for (int64_t j = j0; j < j1; ++j) d[j] = s[j * f.s1 - v0];
+          std::fill(d + j1, d + f.Wq, 0.0f);
+        }
+  std::fill(dst + Cg * f.plane, dst + Cg * f.plane + flat_slack(f), 0.0f);
+}
+
+// Tile rows [0, rows) of flat outputs [q0, q0 + 48) into out (Og planes of OH x OW).
+void scatter_tile(const float* tile, int rows, int64_t q0, const Flat& f, const Geo& q,
+                  float* out) {
+  const int64_t q1 = std::min(q0 + kDirectCols, f.cols);
+  for (int64_t s = q0; s < q1;) {
+    const int64_t oh = s / f.Wq, ow = s % f.Wq;
+    const int64_t end = std::min(q1, (oh + 1) * f.Wq);      // this flat row's part of the tile
+    const int64_t n = std::min(end, oh * f.Wq + q.OW) - s;  // columns < OW
+    for (int i = 0; i < rows; ++i) {
+      const float* src = tile + i * kDirectCols + (s - q0);
+      float* dst = out + i * q.OHW + oh * q.OW + ow;
+      for (int64_t k = 0; k < n; ++k) dst[k] = src[k];
+    }
+    s = end;
+  }
+}
+
+// Tiles [t0, t1) of one (image, group), every block of output channels.
+void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const Flat& f, const float* xp,
+                  const int64_t* off, const float* wg, const float* init, float* out, int64_t t0,
+                  int64_t t1) {
+  alignas(64) float tile[kDirectRows * kDirectCols];
+  const int64_t wblock = q.Cg * q.KK * kDirectRows;
+  for (int64_t t = t0; t < t1; ++t)
+    for (int64_t b = 0; b < f.blocks; ++b) {
+      const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, q.Og - b * kDirectRows));
+      kern(xp + t * kDirectCols, f.plane, q.Cg, off, static_cast<int>(q.KK), wg + b * wblock,
+           init + b * kDirectRows, tile);
+      scatter_tile(tile, rows, t * kDirectCols, f, q, out + b * kDirectRows * q.OHW);
+    }
+}
+
+// y = Wc * x + bias through the direct path; y overwritten.
+void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
+                    const float* w, const float* bias, float* y) {
+  const Geo q = geo(p);
+  const Flat f = flat_geo(p, q);
+  const float* A = canonical_weight(p, q, w);
+  // Packed weight [g][block][c][tap][8] (rows past Og zero), then initial values [g][block*8].
+  const int64_t wgroup = f.blocks * q.CKK * kDirectRows, igroup = f.blocks * kDirectRows;
+  float* wp = t_direct.get<float>(p.groups * (wgroup + igroup) + 2 * q.KK);
+  float* init = wp + p.groups * wgroup;
+  // then the taps' flat offsets (KK int64 in 2*KK floats; 32-byte aligned: igroup, wgroup are
+  // multiples of 8)
+  auto* off = reinterpret_cast<int64_t*>(init + p.groups * igroup);
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t o = 0; o < igroup; ++o) {
+      const bool real = o < q.Og;
+      init[g * igroup + o] = real && bias != nullptr ? bias[g * q.Og + o] : 0.0f;
+      float* d = wp + g * wgroup + (o / kDirectRows) * q.CKK * kDirectRows + o % kDirectRows;
+      const float* s = real ? A + (g * q.Og + o) * q.CKK : nullptr;
+      for (int64_t k = 0; k < q.CKK; ++k) d[k * kDirectRows] = real ? s[k] : 0.0f;
+    }
+  for (int64_t kh = 0; kh < p.KH; ++kh)
+    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = tap_offset(p, f, kh, kw);
+
+  const int64_t items = p.N * p.groups;
+  const int team = team_size(items);
+  const int64_t pad_elems = q.Cg * f.plane + flat_slack(f);
+  auto item_io = [&](int64_t item, const float*& img, float*& out) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    img = x + (n * p.C + g * q.Cg) * q.HW;
+    out = y + (n * p.O + g * q.Og) * q.OHW;
+  };
+  if (team > 1) {  // one item per thread at a time
+    for_items(items, team, [&](int64_t item, int) {
+      const float* img;
+      float* out;
+      item_io(item, img, out);
+      float* xp = t_flat.get<float>(pad_elems);
+      pad_flat(p, q.Cg, f, img, xp);
+      const int64_t g = item % p.groups;
+      direct_tiles(kern, q, f, xp, off, wp + g * wgroup, init + g * igroup, out, 0, f.tiles);
+    });
+    return;
+  }
+  // Items one after another, their tiles split over the threads.
+  const int nt = inner_threads(1, q.Og * q.OHW * q.CKK / 64);
+  float* xp = t_flat.get<float>(pad_elems);
+  for (int64_t item = 0; item < items; ++item) {
+    const float* img;
+    float* out;
+    item_io(item, img, out);
+    pad_flat(p, q.Cg, f, img, xp);
+    const int64_t g = item % p.groups;
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t t0 = 0, t1 = f.tiles;
+#ifdef _OPENMP
+      const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
+      t0 = f.tiles * id / size;
+      t1 = f.tiles * (id + 1) / size;
+#endif
+      direct_tiles(kern, q, f, xp, off, wp + g * wgroup, init + g * igroup, out, t0, t1);
+    }
+  }
+}
+
 // Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
 // grad-input of strided convs) must go through its adjoint (idil == 1): im2col would
 // multiply the inserted zeros. A stride-1 conv with fewer output than input channels per
@@ -656,6 +843,9 @@ bool via_adjoint(const ConvParams& p) {
 template <typename T>
 void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
   if (p.N == 0 || p.O == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const auto kern = direct_kernel(p)) return direct_forward(kern, p, x, w, bias, y);
+  }
   if (via_adjoint(p))
     adjoint_col2im(conv_adjoint(p), x, w, bias, y);
   else
