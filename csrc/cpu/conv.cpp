@@ -740,19 +740,24 @@ void scatter_tile(const float* tile, int rows, int64_t q0, const Flat& f, const 
   }
 }
 
-// Tiles [t0, t1) of one (image, group), every block of output channels.
+// Tiles [t0, t1) of one (image, group), every block of output channels (the tile's input
+// stays in L1 / L2 across the blocks; splitting the channels into L1-sized chunks measured no
+// faster). The last tile computes only the vectors it needs.
 void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const Flat& f, const float* xp,
                   const int64_t* off, const float* wg, const float* init, float* out, int64_t t0,
                   int64_t t1) {
   alignas(64) float tile[kDirectRows * kDirectCols];
   const int64_t wblock = q.Cg * q.KK * kDirectRows;
-  for (int64_t t = t0; t < t1; ++t)
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t cols = std::min<int64_t>(kDirectCols, f.cols - t * kDirectCols);
+    const int nv = static_cast<int>((cols + 15) / 16);
     for (int64_t b = 0; b < f.blocks; ++b) {
       const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, q.Og - b * kDirectRows));
-      kern(xp + t * kDirectCols, f.plane, q.Cg, off, static_cast<int>(q.KK), wg + b * wblock,
+      kern(nv, xp + t * kDirectCols, f.plane, q.Cg, off, static_cast<int>(q.KK), wg + b * wblock,
            init + b * kDirectRows, tile);
       scatter_tile(tile, rows, t * kDirectCols, f, q, out + b * kDirectRows * q.OHW);
     }
+  }
 }
 
 // y = Wc * x + bias through the direct path; y overwritten.
@@ -821,6 +826,104 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
   }
 }
 
+// gt (OHW x ldo) = the item's output gradient g (Og x OHW) transposed, channels past Og zero;
+// overwritten. Blocks of 64 positions keep both sides in cache lines.
+void transpose_grad(const float* g, int64_t Og, int64_t OHW, int64_t ldo, float* gt) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t k0 = 0; k0 < OHW; k0 += kBlock) {
+    const int64_t k1 = std::min(OHW, k0 + kBlock);
+    for (int64_t o = 0; o < Og; ++o) {
+      const float* s = g + o * OHW;
+      for (int64_t k = k0; k < k1; ++k) gt[k * ldo + o] = s[k];
+    }
+    for (int64_t k = k0; k < k1; ++k) std::fill(gt + k * ldo + Og, gt + (k + 1) * ldo, 0.0f);
+  }
+}
+
+// gw = sum_n correlations of x[n] with gy[n] through the direct layout, written into the
+// stored layout; gw overwritten. Partial sums are [pair = c*KK + tap][channel] rows, one set
+// per team member, added in member order at the end. Each item's gradient chunk of ~192
+// positions (L1 / L2) is reused by every pair block before the next chunk.
+thread_local Scratch t_gradt;  // one item's output gradient, (position, channel)
+
+void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p, const float* x,
+                        const float* gy, float* gw) {
+  constexpr int P = conv_detail::kGradWeightPairs;
+  const Geo q = geo(p);
+  const Flat f = flat_geo(p, q);
+  const int64_t ldo = (q.Og + 15) / 16 * 16;
+  const int64_t pblocks = (q.CKK + P - 1) / P;
+  const int64_t accg = pblocks * P * ldo;  // one group's partial sums
+  const int64_t wacc = p.groups * accg;    // one member's
+  const int64_t items = p.N * p.groups;
+  const int team = team_size(items);
+  auto* off = t_direct.get<int64_t>(q.KK);
+  for (int64_t kh = 0; kh < p.KH; ++kh)
+    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = tap_offset(p, f, kh, kw);
+  float* acc = t_wacc.get<float>(team * wacc);
+  std::fill(acc, acc + team * wacc, 0.0f);
+  const int64_t chunk = std::max<int64_t>(1, 192 / q.OW);
+  const int64_t pad_elems = q.Cg * f.plane + flat_slack(f);
+
+  // pair blocks [b0, b1) of one item: xp its flat image, gt its transposed gradient
+  auto blocks = [&](float* a, const float* xp, const float* gt, int64_t b0, int64_t b1) {
+    for (int64_t r0 = 0; r0 < q.OH; r0 += chunk) {
+      const int64_t rows = std::min(chunk, q.OH - r0);
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* xs[P];
+        for (int i = 0; i < P; ++i) {  // pairs past CKK repeat the last (rows of padding)
+          const int64_t pair = std::min(b * P + i, q.CKK - 1);
+          xs[i] = xp + (pair / q.KK) * f.plane + off[pair % q.KK] + r0 * f.Wq;
+        }
+        for (int64_t o0 = 0; o0 < q.Og; o0 += 64) {
+          const int nv = static_cast<int>(std::min<int64_t>(4, (q.Og - o0 + 15) / 16));
+          kern(nv, xs, f.Wq, gt + r0 * q.OW * ldo + o0, ldo, rows, q.OW, a + b * P * ldo + o0, ldo);
+        }
+      }
+    }
+  };
+  auto prepare = [&](int64_t item, float*& xp, float*& gt) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    xp = t_flat.get<float>(pad_elems);
+    pad_flat(p, q.Cg, f, x + (n * p.C + g * q.Cg) * q.HW, xp);
+    gt = t_gradt.get<float>(q.OHW * ldo);
+    transpose_grad(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, ldo, gt);
+  };
+  if (team > 1) {  // one item per thread at a time
+    for_items(items, team, [&](int64_t item, int member) {
+      float *xp, *gt;
+      prepare(item, xp, gt);
+      blocks(acc + member * wacc + (item % p.groups) * accg, xp, gt, 0, pblocks);
+    });
+  } else {  // items one after another, their pair blocks split over the threads
+    const int nt = inner_threads(1, q.Og * q.OHW * q.CKK / 64);
+    for (int64_t item = 0; item < items; ++item) {
+      float *xp, *gt;
+      prepare(item, xp, gt);
+      float* a = acc + (item % p.groups) * accg;
+#pragma omp parallel num_threads(nt)
+      {
+        int64_t b0 = 0, b1 = pblocks;
+#ifdef _OPENMP
+        const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
+        b0 = pblocks * id / size;
+        b1 = pblocks * (id + 1) / size;
+#endif
+        blocks(a, xp, gt, b0, b1);
+      }
+    }
+  }
+  for_weight_tiles(p, q, [&](int64_t g, int64_t o, int64_t c) {
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const float* a = acc + g * accg + (c * q.KK + kh * p.KW + kw) * ldo + o;
+        float s = a[0];
+        for (int m = 1; m < team; ++m) s += a[m * wacc];
+        gw[widx(p, q, g, o, c, kh, kw)] = s;
+      }
+  });
+}
+
 // Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
 // grad-input of strided convs) must go through its adjoint (idil == 1): im2col would
 // multiply the inserted zeros. A stride-1 conv with fewer output than input channels per
@@ -864,6 +967,12 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
   if (p.N == 0 || wsize == 0) {
     std::fill(gw, gw + wsize, T(0));
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (direct_kernel(p) != nullptr) {
+      if (const auto kern = conv_detail::avx512::grad_weight_tile_f32())
+        return direct_grad_weight(kern, p, x, gy, gw);
+    }
   }
   if (!unit(p.idil) && unit(p.stride))  // im2col of p would multiply the inserted zeros
     grad_weight_im2col(conv_adjoint(p), gy, x, gw);  // same bilinear form, roles swapped

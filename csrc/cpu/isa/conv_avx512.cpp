@@ -14,37 +14,81 @@ namespace {
 
 static_assert(kDirectRows == 8 && kDirectCols == 48, "the tile below is 8 x 3 vectors");
 
-void direct_tile(const float* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
-                 const float* w, const float* init, float* out) {
-  __m512 a[8][3];
-  for (int i = 0; i < 8; ++i) a[i][0] = a[i][1] = a[i][2] = _mm512_set1_ps(init[i]);
+template <int NV>
+void direct_tile_nv(const float* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
+                    const float* w, const float* init, float* out) {
+  __m512 a[8][NV];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < NV; ++j) a[i][j] = _mm512_set1_ps(init[i]);
   for (int64_t c = 0; c < C; ++c) {
     const float* xc = x + c * plane;
     const float* wc = w + c * ntaps * 8;
     for (int t = 0; t < ntaps; ++t) {
       const float* s = xc + off[t];
-      const __m512 v0 = _mm512_loadu_ps(s);
-      const __m512 v1 = _mm512_loadu_ps(s + 16);
-      const __m512 v2 = _mm512_loadu_ps(s + 32);
+      __m512 v[NV];
+      for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(s + 16 * j);
       const float* wt = wc + t * 8;
       for (int i = 0; i < 8; ++i) {
         const __m512 b = _mm512_set1_ps(wt[i]);
-        a[i][0] = _mm512_fmadd_ps(b, v0, a[i][0]);
-        a[i][1] = _mm512_fmadd_ps(b, v1, a[i][1]);
-        a[i][2] = _mm512_fmadd_ps(b, v2, a[i][2]);
+        for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(b, v[j], a[i][j]);
       }
     }
   }
-  for (int i = 0; i < 8; ++i) {
-    _mm512_storeu_ps(out + i * 48, a[i][0]);
-    _mm512_storeu_ps(out + i * 48 + 16, a[i][1]);
-    _mm512_storeu_ps(out + i * 48 + 32, a[i][2]);
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_store_ps(out + i * 48 + 16 * j, a[i][j]);
+}
+
+void direct_tile(int nv, const float* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
+                 const float* w, const float* init, float* out) {
+  switch (nv) {
+    case 1: return direct_tile_nv<1>(x, plane, C, off, ntaps, w, init, out);
+    case 2: return direct_tile_nv<2>(x, plane, C, off, ntaps, w, init, out);
+    default: return direct_tile_nv<3>(x, plane, C, off, ntaps, w, init, out);
+  }
+}
+
+// Per output position: nv loads of the gradient row and 6 broadcasts of inputs feed 6*nv FMAs.
+template <int NV>
+void grad_weight_tile_nv(const float* const* x, int64_t Wq, const float* g, int64_t ldg,
+                         int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
+  constexpr int P = kGradWeightPairs;
+  __m512 a[P][NV];
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < NV; ++j) a[i][j] = _mm512_loadu_ps(acc + i * ldacc + 16 * j);
+  const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gr = g + r * OW * ldg;
+    const int64_t xr = r * Wq;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const float* gk = gr + ow * ldg;
+      __m512 v[NV];
+      for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(gk + 16 * j);
+      const int64_t k = xr + ow;
+      const float xs[P] = {x0[k], x1[k], x2[k], x3[k], x4[k], x5[k]};
+      for (int i = 0; i < P; ++i) {
+        const __m512 b = _mm512_set1_ps(xs[i]);
+        for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(b, v[j], a[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(acc + i * ldacc + 16 * j, a[i][j]);
+}
+
+void grad_weight_tile(int nv, const float* const* x, int64_t Wq, const float* g, int64_t ldg,
+                      int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
+  switch (nv) {
+    case 1: return grad_weight_tile_nv<1>(x, Wq, g, ldg, rows, OW, acc, ldacc);
+    case 2: return grad_weight_tile_nv<2>(x, Wq, g, ldg, rows, OW, acc, ldacc);
+    case 3: return grad_weight_tile_nv<3>(x, Wq, g, ldg, rows, OW, acc, ldacc);
+    default: return grad_weight_tile_nv<4>(x, Wq, g, ldg, rows, OW, acc, ldacc);
   }
 }
 
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
+GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 
 }  // namespace pyengine::cpu::conv_detail
 
@@ -52,6 +96,7 @@ DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
 
 namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
+GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 
 #endif

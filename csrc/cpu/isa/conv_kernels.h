@@ -1,13 +1,15 @@
 // Internal: the ISA-specific microkernel of the CPU convolution family (cpu/conv.cpp is the
 // rest: geometry, padding copies, weight packing, threads).
 //
-// Direct stride-1 convolution over a "flat" padded image. With the input plane of channel c
+// Direct convolution over a "flat" padded image. With the input plane of channel c
 // zero-padded to Hp x Wp and stored row after row, a stride-1 tap (kh, kw) of output (oh, ow)
 // reads flat position q + off(kh, kw) with q = oh*Wp + ow and off = kh*dh*Wp + kw*dw. So over
 // the flat index q the convolution is a 1-D correlation: consecutive outputs read consecutive
 // inputs for every tap, and a vector of outputs is one unaligned vector load per tap, with no
 // im2col copy. Positions with ow >= OW (the Wp - OW columns at the end of each flat row) are
-// computed and thrown away by the caller.
+// computed and thrown away by the caller. A stride s is brought back to this case by storing
+// each channel as s0*s1 phase planes (padded element (r, v) in phase (r % s0, v % s1) at
+// (r / s0, v / s1)): a tap then reads one phase plane at unit stride.
 //
 // Only plain types and declarations here: the kernels live in anonymous namespaces of their
 // ISA files (no inline code compiled with wide-ISA flags may reach a baseline caller).
@@ -20,15 +22,27 @@ namespace pyengine::cpu::conv_detail {
 constexpr int kDirectRows = 8;
 constexpr int kDirectCols = 48;
 
-// One 8 x 48 tile of outputs, overwritten into out (row i at out + i*48):
+// One 8 x 48 tile of outputs, 64-byte aligned, row i at out + i*48; columns [0, 16*nv):
 //   out[i][j] = init[i] + sum_{c < C, t < ntaps} w[(c*ntaps + t)*8 + i] * x[c*plane + off[t] + j]
+// overwritten (columns past 16*nv untouched). nv in 1..3.
 // x: the flat padded planes of C channels, `plane` elements apart; reads up to
-// x[(C-1)*plane + max(off) + 47]. w: packed weights, 8 output channels innermost.
-using DirectTileF32 = void (*)(const float* x, int64_t plane, int64_t C, const int64_t* off,
+// x[(C-1)*plane + max(off) + 16*nv - 1]. w: packed weights, 8 output channels innermost.
+using DirectTileF32 = void (*)(int nv, const float* x, int64_t plane, int64_t C, const int64_t* off,
                                int ntaps, const float* w, const float* init, float* out);
 
+// Grad-weight of the same layout, vectorized over output channels. One tile is 6 (channel,
+// tap) pairs x 16*nv output channels, accumulated into acc (row i at acc + i*ldacc):
+//   acc[i][o] += sum_{r < rows, ow < OW} x[i][r*Wq + ow] * g[(r*OW + ow)*ldg + o],  o < 16*nv
+// x[i]: where pair i's tap reads for the first output of the chunk (flat layout above);
+// g: the output gradient transposed to (position, channel), ldg apart; nv in 1..4.
+constexpr int kGradWeightPairs = 6;
+using GradWeightTileF32 = void (*)(int nv, const float* const* x, int64_t Wq, const float* g,
+                                   int64_t ldg, int64_t rows, int64_t OW, float* acc,
+                                   int64_t ldacc);
+
 namespace avx512 {
-DirectTileF32 direct_tile_f32();  // null when built without AVX-512
+DirectTileF32 direct_tile_f32();           // null when built without AVX-512
+GradWeightTileF32 grad_weight_tile_f32();  // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
