@@ -7,12 +7,14 @@ device (no implicit casts); Python scalars take the tensor's dtype.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Union
 
 import numpy as np
 
 from . import _dtype
+from ._checks import allocating, check_numel, check_sizes, named_errors
 from .autograd import backward as _autograd_backward
 from .autograd import is_grad_enabled
 
@@ -141,7 +143,8 @@ class Tensor:
     def size(self, dim: Optional[int] = None):
         if dim is None:
             return tuple(self.data.shape)
-        return self.data.shape[dim]
+        with named_errors("size"):
+            return self.data.shape[dim]
 
     def element_size(self) -> int:
         return self.data.itemsize
@@ -343,7 +346,8 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
-        self.data[...] = value
+        with named_errors("fill_"):
+            self.data[...] = value
         return self
 
     def copy_(self, src) -> Tensor:
@@ -353,16 +357,18 @@ class Tensor:
             s = _move(s, self.device)
         if isinstance(src, Tensor) and src.dtype != self.dtype:
             raise TypeError(f"[copy_] dtype {src.dtype} does not match {self.dtype}")
-        self.data[...] = s
+        with named_errors("copy_"):
+            self.data[...] = s
         return self
 
     def add_(self, other, alpha=1) -> Tensor:
         self._check_inplace("add_")
         o = self._operand(other, "add_")
-        if alpha == 1:
-            self.data += o
-        else:
-            self.data += alpha * o
+        with named_errors("add_"):
+            if alpha == 1:
+                self.data += o
+            else:
+                self.data += alpha * o
         return self
 
     def sub_(self, other, alpha=1) -> Tensor:
@@ -370,26 +376,38 @@ class Tensor:
 
     def mul_(self, other) -> Tensor:
         self._check_inplace("mul_")
-        self.data *= self._operand(other, "mul_")
+        with named_errors("mul_"):
+            self.data *= self._operand(other, "mul_")
         return self
 
     def div_(self, other) -> Tensor:
         self._check_inplace("div_")
-        self.data /= self._operand(other, "div_")
+        with named_errors("div_"):
+            self.data /= self._operand(other, "div_")
         return self
 
     def clamp_(self, min=None, max=None) -> Tensor:
         self._check_inplace("clamp_")
+        if min is None and max is None:
+            raise ValueError("[clamp_] at least one of min and max must be given")
         self._xp.clip(self.data, min, max, out=self.data)
         return self
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         self._check_inplace("uniform_")
+        if self.dtype.kind != "f":
+            raise TypeError(f"[uniform_] expects a floating-point tensor, got {self.dtype}")
+        if not a <= b:
+            raise ValueError(f"[uniform_] expects a <= b, got a={a}, b={b}")
         self.data[...] = _move(_rng().uniform(a, b, self.shape).astype(self.dtype), self.device)
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         self._check_inplace("normal_")
+        if self.dtype.kind != "f":
+            raise TypeError(f"[normal_] expects a floating-point tensor, got {self.dtype}")
+        if not std >= 0:
+            raise ValueError(f"[normal_] std must be non-negative, got {std}")
         r = _rng().standard_normal(self.shape) * std + mean
         self.data[...] = _move(r.astype(self.dtype), self.device)
         return self
@@ -399,7 +417,8 @@ class Tensor:
         from .ops.indexing import normalize_key
 
         v = self._operand(value, "setitem") if isinstance(value, Tensor) else value
-        self.data[normalize_key(key, self)] = v
+        with named_errors("setitem"):
+            self.data[normalize_key(key, self)] = v
 
     # ---- printing
     def __repr__(self) -> str:
@@ -454,7 +473,10 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
             data = [x.detach().cpu().data if isinstance(x, Tensor) else x for x in data]
-        arr, from_python = np.asarray(data), True
+        try:
+            arr, from_python = np.asarray(data), True
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"[tensor] {e}") from None
         device = device or "cpu"
         if arr.dtype == object:
             raise TypeError("[tensor] could not infer a numeric dtype from the data")
@@ -471,6 +493,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
     if isinstance(data, np.ndarray) and device in (None, "cpu") and dtype in (None, data.dtype):
+        _check_array_dtype(data, "as_tensor")
         return Tensor(data)
     return tensor(data, dtype=dtype, device=device)
 
@@ -479,11 +502,14 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     """A tensor sharing memory with a NumPy array (its dtype kept)."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"[from_numpy] expected np.ndarray, got {type(arr).__name__}")
+    _check_array_dtype(arr, "from_numpy")
     return Tensor(arr)
 
 
 def from_dlpack(obj) -> Tensor:
     """A tensor sharing memory with any DLPack producer (CPU via NumPy, CUDA via CuPy)."""
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"[from_dlpack] expected a DLPack producer, got {type(obj).__name__}")
     dev = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
     if dev == 1:  # kDLCPU
         return Tensor(np.from_dlpack(obj))
@@ -491,33 +517,35 @@ def from_dlpack(obj) -> Tensor:
     return Tensor(cp.from_dlpack(obj))
 
 
-def _size(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    for s in size:
-        if not isinstance(s, numbers.Integral) or s < 0:
-            raise ValueError(f"[size] sizes must be non-negative integers, got {size}")
-    return tuple(int(s) for s in size)
+def _check_array_dtype(arr, op: str) -> None:
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"[{op}] unsupported dtype {arr.dtype}: use a float, integer or bool dtype")
 
 
-def _factory(fill, size, dtype, device, requires_grad) -> Tensor:
+def _factory(fill, size, dtype, device, requires_grad, op: str = "tensor") -> Tensor:
+    """fill(xp, shape, dtype); shape=None for the factories that compute their own (arange...).
+    Sizes are checked (negative, overflowing) before anything is allocated."""
     device = _parse_device(device)
     dt = _dtype.to_dtype(dtype) or _dtype.get_default_dtype()
+    shape = None if size is None else check_sizes(op, size)
+    if shape is not None:
+        check_numel(op, shape, dt)
     xp = _xp_of_device(device)
-    arr = fill(xp, _size(size), dt)
+    with allocating(op):
+        arr = fill(xp, shape, dt)
     return Tensor(arr, requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+    return _factory(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad, "zeros")
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+    return _factory(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad, "ones")
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _factory(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+    return _factory(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad, "empty")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -526,7 +554,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     elif dtype is None and isinstance(fill_value, numbers.Integral):
         dtype = _dtype.int64
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
-    return _factory(lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device, requires_grad)
+    return _factory(
+        lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device, requires_grad, "full"
+    )
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -535,25 +565,50 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     if dtype is None:
         ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = _dtype.int64 if ints else _dtype.get_default_dtype()
+    for v in (start, end, step):
+        if not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"[arange] start, end and step must be finite numbers, got {v!r}")
     if step == 0:
         raise ValueError("[arange] step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(
+            f"[arange] end {end} lies on the wrong side of start {start} for step {step}"
+        )
+    n = max(math.ceil((end - start) / step), 0)
+    check_numel("arange", (n,), _dtype.to_dtype(dtype))
     return _factory(
-        lambda xp, s, d: xp.arange(start, end, step, dtype=d), (), dtype, device, requires_grad
+        lambda xp, s, d: xp.arange(start, end, step, dtype=d),
+        None,
+        dtype,
+        device,
+        requires_grad,
+        "arange",
     )
 
 
 def linspace(
     start, end, steps: int, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
+    (steps,) = check_sizes("linspace", (steps,))
+    check_numel("linspace", (steps,), _dtype.to_dtype(dtype) or _dtype.get_default_dtype())
     return _factory(
-        lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), (), dtype, device, requires_grad
+        lambda xp, s, d: xp.linspace(start, end, steps, dtype=d),
+        None,
+        dtype,
+        device,
+        requires_grad,
+        "linspace",
     )
 
 
 def eye(
     n: int, m: Optional[int] = None, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
-    return _factory(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+    n, m = check_sizes("eye", (n, n if m is None else m))
+    check_numel("eye", (n, m), _dtype.to_dtype(dtype) or _dtype.get_default_dtype())
+    return _factory(
+        lambda xp, s, d: xp.eye(n, m, dtype=d), None, dtype, device, requires_grad, "eye"
+    )
 
 
 # ---- random: one global generator, seeded by manual_seed; drawn on the CPU so that a seed
@@ -570,45 +625,61 @@ def _rng() -> np.random.Generator:
     return _GEN["rng"]
 
 
-def _random(draw, size, dtype, device, requires_grad) -> Tensor:
+def _random(draw, size, dtype, device, requires_grad, op: str) -> Tensor:
     dt = _dtype.to_dtype(dtype) or _dtype.get_default_dtype()
     if dt.kind != "f":
-        raise TypeError(f"[rand] dtype must be floating point, got {dt}")
-    arr = draw(_size(size)).astype(dt, copy=False)
+        raise TypeError(f"[{op}] dtype must be floating point, got {dt}")
+    shape = check_sizes(op, size)
+    check_numel(op, shape, np.float64)  # drawn in float64, then cast
+    with allocating(op):
+        arr = draw(shape).astype(dt, copy=False)
     return Tensor(_move(arr, _parse_device(device)), requires_grad=requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    return _random(lambda s: _rng().random(s), size, dtype, device, requires_grad)
+    return _random(lambda s: _rng().random(s), size, dtype, device, requires_grad, "rand")
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _random(lambda s: _rng().standard_normal(s), size, dtype, device, requires_grad)
+    return _random(lambda s: _rng().standard_normal(s), size, dtype, device, requires_grad, "randn")
 
 
 def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if high is None:
         low, high = 0, low
-    arr = _rng().integers(low, high, size=_size(tuple(size)), dtype=np.int64)
+    if low >= high:
+        raise ValueError(f"[randint] low ({low}) must be less than high ({high})")
+    size = check_sizes("randint", tuple(size))
+    check_numel("randint", size, np.int64)
+    with allocating("randint"):
+        arr = _rng().integers(low, high, size=size, dtype=np.int64)
     dt = _dtype.to_dtype(dtype) or _dtype.int64
     return Tensor(_move(arr.astype(dt), _parse_device(device)))
 
 
+def _check_like(t, op: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"[{op}] expects a Tensor, got {type(t).__name__}")
+
+
 def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _check_like(t, "zeros_like")
     return zeros(
         *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
     )
 
 
 def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _check_like(t, "ones_like")
     return ones(
         *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
     )
 
 
 def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _check_like(t, "empty_like")
     return empty(
         *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
     )
@@ -617,6 +688,7 @@ def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) 
 def full_like(
     t: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
+    _check_like(t, "full_like")
     return full(
         t.shape,
         fill_value,
@@ -627,12 +699,22 @@ def full_like(
 
 
 def rand_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _check_like(t, "rand_like")
+    if (_dtype.to_dtype(dtype) or t.dtype).kind != "f":
+        raise TypeError(
+            f"[rand_like] dtype must be floating point, got {_dtype.to_dtype(dtype) or t.dtype}"
+        )
     return rand(
         *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
     )
 
 
 def randn_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _check_like(t, "randn_like")
+    if (_dtype.to_dtype(dtype) or t.dtype).kind != "f":
+        raise TypeError(
+            f"[randn_like] dtype must be floating point, got {_dtype.to_dtype(dtype) or t.dtype}"
+        )
     return randn(
         *t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad
     )

@@ -18,8 +18,11 @@ std::string tune_allocator() {
     // 32 MiB) would still be mapped fresh each time: M_MMAP_MAX=0 serves every block from the
     // heap instead. The trim threshold keeps up to 1 GiB of freed heap top for reuse; holes
     // below the top stay mapped until trim_memory().
-    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
-    return std::string(ok ? "glibc: no mmap blocks (heap reuse), trim threshold 1 GiB"
+    // One arena: after a failed malloc (a MemoryError) glibc moves the thread to a secondary
+    // arena for good, and those serve large blocks with fresh mmaps again.
+    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+                    mallopt(M_ARENA_MAX, 1) == 1;
+    return std::string(ok ? "glibc: no mmap blocks (heap reuse), one arena, trim threshold 1 GiB"
                           : "glibc: mallopt failed");
 #else
     return std::string("not glibc: unchanged");

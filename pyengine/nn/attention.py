@@ -162,6 +162,12 @@ class MultiheadAttention(Module):
         for nm, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"[{op}] {nm} must be a Tensor, got {type(t).__name__}")
+            pdt = self.out_proj.weight.dtype
+            if t.dtype != pdt:
+                raise TypeError(
+                    f"[{op}] {nm} has dtype {t.dtype} but the layer's parameters are {pdt}; "
+                    "cast one explicitly (no implicit casts)"
+                )
         batched = query.ndim == 3
         if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
             raise ValueError(

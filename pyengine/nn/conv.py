@@ -96,6 +96,22 @@ class _ConvNd(Module):
             raise ValueError(
                 f"[{op}] padding_mode must be one of {valid_modes}, got {padding_mode!r}"
             )
+        output_padding = _ntuple(output_padding, n, "output_padding", op)
+        for name, v, low in (
+            ("kernel_size", kernel_size, 1),
+            ("stride", stride, 1),
+            ("dilation", dilation, 1),
+            ("padding", () if isinstance(padding, str) else padding, 0),
+            ("output_padding", output_padding, 0),
+        ):
+            if any(e < low for e in v):
+                kind = "positive" if low else "non-negative"
+                raise ValueError(f"[{op}] {name} must be {kind}, got {v}")
+        if any(o >= max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
+            raise ValueError(
+                f"[{op}] output_padding {output_padding} must be smaller than max(stride, "
+                f"dilation) per dim (stride {stride}, dilation {dilation})"
+            )
         fk = _factory(device, dtype, op)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -104,7 +120,7 @@ class _ConvNd(Module):
         self.padding = padding
         self.dilation = dilation
         self.transposed = self._transposed
-        self.output_padding = _ntuple(output_padding, n, "output_padding", op)
+        self.output_padding = output_padding
         self.groups = groups
         self.padding_mode = padding_mode
         # torch's layout for F.pad (last dim first), used when padding_mode != 'zeros'

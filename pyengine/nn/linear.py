@@ -143,6 +143,9 @@ class Embedding(Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        for name, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"[Embedding] {name} must be a non-negative int, got {v!r}")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError("[Embedding] padding_idx must be within num_embeddings")

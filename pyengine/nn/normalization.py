@@ -155,6 +155,11 @@ class LayerNorm(Module):
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (int(normalized_shape),)
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        if any(s < 0 for s in self.normalized_shape):
+            raise ValueError(
+                f"[LayerNorm] normalized_shape must hold non-negative sizes, got "
+                f"{self.normalized_shape}"
+            )
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         fk = _factory(device, dtype)

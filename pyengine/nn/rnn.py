@@ -66,6 +66,10 @@ class RNNBase(Module):
                 f"[{mode}] dropout should be a number in range [0, 1] representing "
                 f"the probability of an element being zeroed, got {dropout!r}"
             )
+        if not isinstance(proj_size, int) or proj_size < 0 or proj_size >= hidden_size:
+            raise ValueError(
+                f"[{mode}] proj_size must be an int in [0, hidden_size), got {proj_size!r}"
+            )
         if proj_size != 0:
             raise NotImplementedError(
                 f"[{mode}] proj_size != 0 (LSTM with projections) is not implemented in pyengine"

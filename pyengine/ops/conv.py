@@ -20,6 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .._checks import allocating, check_numel
 from ..autograd import Function
 from ..backend import for_array
 from ..tensor import Tensor
@@ -157,6 +158,7 @@ def _out_size(n, k, s, lo, hi, d, di=1) -> int:
 
 def _apply(op, x, weight, bias, geo, kh_kw) -> Tensor:
     """Run the forward after the last shape check (the kernel fits)."""
+    out_hw = []
     for i, n in enumerate(x.shape[2:]):
         size = _out_size(
             n,
@@ -172,7 +174,11 @@ def _apply(op, x, weight, bias, geo, kh_kw) -> Tensor:
                 f"[{op}] kernel size {tuple(kh_kw)} (dilation {geo['dilation']}) is larger than "
                 f"the padded input {tuple(x.shape[2:])}: the output would be empty"
             )
-    return _ConvForward.apply(x, weight, bias, geo, op)
+        out_hw.append(size)
+    out_ch = weight.shape[1] * geo["groups"] if geo["wtrans"] else weight.shape[0]
+    check_numel(op, (x.shape[0], out_ch, *out_hw), x.dtype)
+    with allocating(op):
+        return _ConvForward.apply(x, weight, bias, geo, op)
 
 
 # ----------------------------------------------------------------------------- public ops

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from .. import _dtype
+from .._checks import allocating, check_numel
 from ..autograd import Function
 from ..tensor import Tensor, _move
 
@@ -51,15 +52,22 @@ def _pair(a, b, op: str):
     b = _t(b, a, op)
     if a.shape != b.shape:
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            out_shape = np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise ValueError(
                 f"[{op}] shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
             ) from None
+        check_numel(op, out_shape, a.dtype)
     return a, b
 
 
+def _check_tensor(x, op: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] expects a Tensor, got {type(x).__name__}")
+
+
 def _check_float(x: Tensor, op: str) -> None:
+    _check_tensor(x, op)
     if not x.is_floating_point():
         raise TypeError(f"[{op}] expects a floating-point tensor, got {x.dtype}")
 
@@ -186,26 +194,30 @@ def add(a, b, alpha=1) -> Tensor:
     a, b = _pair(a, b, "add")
     if alpha != 1:
         b = mul(b, alpha)
-    return Add.apply(a, b)
+    with allocating("add"):
+        return Add.apply(a, b)
 
 
 def sub(a, b, alpha=1) -> Tensor:
     a, b = _pair(a, b, "sub")
     if alpha != 1:
         b = mul(b, alpha)
-    return Sub.apply(a, b)
+    with allocating("sub"):
+        return Sub.apply(a, b)
 
 
 def mul(a, b) -> Tensor:
     a, b = _pair(a, b, "mul")
-    return Mul.apply(a, b)
+    with allocating("mul"):
+        return Mul.apply(a, b)
 
 
 def div(a, b) -> Tensor:
     a, b = _pair(a, b, "div")
     if not a.is_floating_point():
         a, b = cast(a, _dtype.get_default_dtype()), cast(b, _dtype.get_default_dtype())
-    return Div.apply(a, b)
+    with allocating("div"):
+        return Div.apply(a, b)
 
 
 def pow(a, b) -> Tensor:  # noqa: A001
@@ -228,10 +240,13 @@ def _unary(name, fwd, bwd, float_only=True):
     """Make a Function class for y = fwd(xp, x) with dy/dx * g = bwd(x, g) in Tensor ops."""
 
     def forward(ctx, x):
+        _check_tensor(x, name)
         if float_only:
             _check_float(x, name)
+        check_numel(name, x.shape, x.dtype)  # a broadcast view may be too large to compute
         ctx.save_for_backward(x)
-        return Tensor(fwd(x._xp, x.data))
+        with allocating(name):
+            return Tensor(fwd(x._xp, x.data))
 
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
@@ -320,6 +335,7 @@ def relu(x: Tensor) -> Tensor:
 
 def sign(x: Tensor) -> Tensor:
     """Sign of x; not differentiable (its derivative is zero almost everywhere)."""
+    _check_tensor(x, "sign")
     return Tensor(x._xp.sign(x.data))
 
 
@@ -344,9 +360,13 @@ class Clamp(Function):
 
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     """Limit x to [min, max]; the gradient passes where min <= x <= max (as torch)."""
+    _check_tensor(x, "clamp")
     if min is None and max is None:
         raise ValueError("[clamp] at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        for bound in (min, max):  # validate here so that errors name clamp, not maximum
+            if bound is not None:
+                _pair(x, bound, "clamp")
         out = x
         if min is not None:
             out = maximum(out, min)
@@ -447,7 +467,13 @@ class Cast(Function):
 
 def cast(x: Tensor, dtype) -> Tensor:
     """x converted to dtype; differentiable between floating dtypes."""
-    dtype = np.dtype(dtype)
+    _check_tensor(x, "cast")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"[cast] {dtype!r} is not a dtype") from None
+    if dtype.kind not in "fiub":
+        raise TypeError(f"[cast] unsupported dtype {dtype}: use a float, integer or bool dtype")
     if x.dtype == dtype:
         return x
     return Cast.apply(x, dtype)
@@ -482,7 +508,10 @@ class Clone(Function):
 
 def clone(x: Tensor) -> Tensor:
     """A C-contiguous copy of x, differentiable."""
-    return Clone.apply(x)
+    _check_tensor(x, "clone")
+    check_numel("clone", x.shape, x.dtype)  # x may be a broadcast view
+    with allocating("clone"):
+        return Clone.apply(x)
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -507,12 +536,15 @@ ge = _compare("ge", lambda a, b: a >= b)
 
 
 def logical_not(x: Tensor) -> Tensor:
+    _check_tensor(x, "logical_not")
     return Tensor(x._xp.logical_not(x.data))
 
 
 def isnan(x: Tensor) -> Tensor:
+    _check_tensor(x, "isnan")
     return Tensor(x._xp.isnan(x.data))
 
 
 def isfinite(x: Tensor) -> Tensor:
+    _check_tensor(x, "isfinite")
     return Tensor(x._xp.isfinite(x.data))

@@ -93,6 +93,17 @@ def index(x: Tensor, key) -> Tensor:
 
 
 def index_select(x: Tensor, dim: int, idx) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[index_select] expects a Tensor, got {type(x).__name__}")
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise IndexError(f"[index_select] dim {dim} is out of range for a tensor of {x.ndim} dims")
     d = dim % max(x.ndim, 1)
     i = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+    if i.dtype.kind not in "iu":
+        raise TypeError(f"[index_select] index must be an integer tensor, got {i.dtype}")
+    if i.ndim > 1:
+        raise ValueError(f"[index_select] index must be 0-D or 1-D, got {i.ndim}-D")
+    size = x.shape[d] if x.ndim else 1
+    if i.size and (int(i.min()) < -size or int(i.max()) >= size):
+        raise IndexError(f"[index_select] index out of range for dim {d} of size {size}")
     return Index.apply(x, (slice(None),) * d + (x._xp.asarray(i),))

@@ -49,23 +49,23 @@ class Matmul(Function):
         return ga, gb
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
+def matmul(a: Tensor, b: Tensor, _op: str = "matmul") -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are promoted and the added dim removed."""
-    _check(a, b, "matmul")
+    _check(a, b, _op)
     if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:  # the common case, lean
         return Matmul.apply(a, b)
     a2 = a.unsqueeze(0) if a.ndim == 1 else a
     b2 = b.unsqueeze(-1) if b.ndim == 1 else b
     if a2.shape[-1] != b2.shape[-2]:
         raise ValueError(
-            f"[matmul] shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+            f"[{_op}] shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
             f"({a2.shape[-1]} != {b2.shape[-2]})"
         )
     try:
         np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     except ValueError:
         raise ValueError(
-            f"[matmul] batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast"
+            f"[{_op}] batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast"
         ) from None
     out = Matmul.apply(a2, b2)
     if a.ndim == 1:
@@ -76,14 +76,16 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
+    _check(a, b, "mm")
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"[mm] expects 2-D tensors, got {a.ndim}-D and {b.ndim}-D")
-    return matmul(a, b)
+    return matmul(a, b, "mm")
 
 
 def bmm(a: Tensor, b: Tensor) -> Tensor:
+    _check(a, b, "bmm")
     if a.ndim != 3 or b.ndim != 3:
         raise ValueError(f"[bmm] expects 3-D tensors, got {a.ndim}-D and {b.ndim}-D")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"[bmm] batch sizes differ: {a.shape[0]} and {b.shape[0]}")
-    return matmul(a, b)
+    return matmul(a, b, "bmm")

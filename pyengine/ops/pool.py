@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .._checks import allocating, check_numel
 from ..autograd import Function, is_grad_enabled
 from ..backend import for_array
 from ..tensor import Tensor
@@ -395,8 +396,10 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     op = "adaptive_avg_pool2d"
     _check_input(input, op)
     out_hw = _adaptive_size(input, output_size, op)
+    check_numel(op, (*input.shape[:-2], *out_hw), input.dtype)
     x, added = _batched(input)
-    return _unbatch(_run(_AdaptiveAvgPool2d, x, out_hw), added)
+    with allocating(op):
+        return _unbatch(_run(_AdaptiveAvgPool2d, x, out_hw), added)
 
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
@@ -404,9 +407,11 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     op = "adaptive_max_pool2d"
     _check_input(input, op)
     out_hw = _adaptive_size(input, output_size, op)
+    check_numel(op, (*input.shape[:-2], *out_hw), np.int64)  # values and int64 indices
     x, added = _batched(input)
     with_idx = bool(return_indices) or _needs_grad(input)
-    y, idx = _run(_AdaptiveMaxPool2d, x, out_hw, with_idx)
+    with allocating(op):
+        y, idx = _run(_AdaptiveMaxPool2d, x, out_hw, with_idx)
     y = _unbatch(y, added)
     if return_indices:
         return y, _unbatch(idx, added)
@@ -474,9 +479,11 @@ def max_unpool2d(
             f"non-negative, got {k}, {s}, {p}"
         )
     out_hw = _unpool_size(input, k, s, p, output_size, op)
+    check_numel(op, (*input.shape[:-2], *out_hw), input.dtype)
     x, added = _batched(input)
     idx, _ = _batched(indices)
-    return _unbatch(_run(_MaxUnpool2d, x, idx.detach(), out_hw), added)
+    with allocating(op):
+        return _unbatch(_run(_MaxUnpool2d, x, idx.detach(), out_hw), added)
 
 
 _INTERP_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
@@ -579,7 +586,10 @@ def interpolate(
     if any(n == 0 for n in input.shape[1:]):
         raise ValueError(f"[{op}] input has a zero-sized non-batch dimension: {tuple(input.shape)}")
     factors = _integer_factors(op, tuple(input.shape[2:]), size, scale_factor)
-    return upsample_nearest(input, factors)
+    out_sizes = [n * f for n, f in zip(input.shape[2:], factors)]
+    check_numel(op, (*input.shape[:2], *out_sizes), input.dtype)
+    with allocating(op):
+        return upsample_nearest(input, factors)
 
 
 def upsample_nearest(input: Tensor, factors: tuple) -> Tensor:

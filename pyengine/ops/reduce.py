@@ -100,6 +100,8 @@ def std(
     *,
     correction: Optional[float] = None,
 ) -> Tensor:
+    _check_float(x, "std")
+    norm_dims(dim, x.ndim, "std")
     return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
@@ -128,11 +130,20 @@ class Amax(Function):
         return gk * hit / count, None, None, None
 
 
+def _check_nonempty(x: Tensor, op: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] expects a Tensor, got {type(x).__name__}")
+    if x.numel() == 0:
+        raise ValueError(f"[{op}] reduction over an empty tensor has no identity")
+
+
 def amax(x: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    _check_nonempty(x, "amax")
     return Amax.apply(x, norm_dims(dim, x.ndim, "amax"), keepdim, True)
 
 
 def amin(x: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    _check_nonempty(x, "amin")
     return Amax.apply(x, norm_dims(dim, x.ndim, "amin"), keepdim, False)
 
 
@@ -208,6 +219,7 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
 
 
 def _max_min(x: Tensor, dim, keepdim, largest: bool, op: str):
+    _check_nonempty(x, op)
     if dim is None:
         return Amax.apply(x, norm_dims(None, x.ndim, op), False, largest)
     (d,) = norm_dims(dim, x.ndim, op)

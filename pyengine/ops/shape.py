@@ -8,6 +8,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from .._checks import allocating, check_numel
 from ..autograd import Function
 from ..tensor import Tensor
 from .elementwise import sum_to
@@ -103,29 +104,32 @@ class Expand(Function):
         return sum_to(g, ctx.shape), None
 
 
-def expand(x: Tensor, *sizes) -> Tensor:
+def expand(x: Tensor, *sizes, _op: str = "expand") -> Tensor:
     """A broadcast view of x with the given sizes (-1 keeps a size), as torch.expand."""
     sizes = _shape_arg(sizes)
     if len(sizes) < x.ndim:
-        raise ValueError(f"[expand] {len(sizes)} sizes for a tensor of {x.ndim} dims")
+        raise ValueError(f"[{_op}] {len(sizes)} sizes for a tensor of {x.ndim} dims")
     lead = len(sizes) - x.ndim
     shape = []
     for i, s in enumerate(sizes):
         if s == -1:
             if i < lead:
-                raise ValueError("[expand] -1 is not allowed for a new leading dimension")
+                raise ValueError(f"[{_op}] -1 is not allowed for a new leading dimension")
             s = x.shape[i - lead]
+        elif s < 0:
+            raise ValueError(f"[{_op}] sizes must be non-negative or -1, got {sizes}")
         elif i >= lead and x.shape[i - lead] not in (1, s):
-            raise ValueError(f"[expand] cannot expand shape {tuple(x.shape)} to {sizes}")
+            raise ValueError(f"[{_op}] cannot expand shape {tuple(x.shape)} to {sizes}")
         shape.append(s)
     shape = tuple(shape)
     if shape == tuple(x.shape):
         return x
+    check_numel(_op, shape, x.dtype, allocates=False)  # NumPy's limit, for views too
     return Expand.apply(x, shape)
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
-    return expand(x, *shape)
+    return expand(x, *shape, _op="broadcast_to")
 
 
 def squeeze(x: Tensor, dim=None) -> Tensor:
@@ -157,6 +161,12 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
     d = _dim(dim, x.ndim, "unflatten")
+    sizes = tuple(int(s) for s in sizes)
+    known = int(np.prod([s for s in sizes if s != -1]))
+    if sizes.count(-1) > 1 or (
+        x.shape[d] != known if -1 not in sizes else (known == 0 or x.shape[d] % known)
+    ):
+        raise ValueError(f"[unflatten] sizes {sizes} do not multiply to {x.shape[d]} (dim {d})")
     return reshape(x, x.shape[:d] + tuple(sizes) + x.shape[d + 1 :])
 
 
@@ -177,17 +187,27 @@ class Cat(Function):
         return tuple(out)
 
 
-def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def _tensor_list(tensors, op: str) -> list:
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"[{op}] expects a sequence of tensors, got {type(tensors).__name__}")
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("[cat] expects a non-empty list of tensors")
+        raise ValueError(f"[{op}] expects a non-empty list of tensors")
+    for t_ in tensors:
+        if not isinstance(t_, Tensor):
+            raise TypeError(f"[{op}] expects tensors, got {type(t_).__name__}")
+        if t_.dtype != tensors[0].dtype:
+            raise TypeError(f"[{op}] dtypes differ: {tensors[0].dtype} and {t_.dtype}")
+        if t_.device != tensors[0].device:
+            raise RuntimeError(f"[{op}] devices differ: {tensors[0].device} and {t_.device}")
+    return tensors
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = _tensor_list(tensors, "cat")
     first = tensors[0]
     d = _dim(dim, first.ndim, "cat")
     for t_ in tensors[1:]:
-        if t_.dtype != first.dtype:
-            raise TypeError(f"[cat] dtypes differ: {first.dtype} and {t_.dtype}")
-        if t_.device != first.device:
-            raise RuntimeError(f"[cat] devices differ: {first.device} and {t_.device}")
         if t_.ndim != first.ndim or any(
             a != b for i, (a, b) in enumerate(zip(t_.shape, first.shape)) if i != d
         ):
@@ -201,9 +221,7 @@ concat = cat
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("[stack] expects a non-empty list of tensors")
+    tensors = _tensor_list(tensors, "stack")
     for t_ in tensors[1:]:
         if tuple(t_.shape) != tuple(tensors[0].shape):
             raise ValueError(
@@ -276,6 +294,10 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     mode: constant (negative pads crop), reflect, replicate or circular; unlike torch, the
     non-constant modes accept any number of padded trailing dims.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[pad] expects a Tensor, got {type(x).__name__}")
+    if any(isinstance(p, bool) or not isinstance(p, numbers.Integral) for p in pad):
+        raise TypeError(f"[pad] pad must hold integers, got {tuple(pad)}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(
@@ -284,12 +306,14 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    if mode != "constant":
-        return _pad_by_index(x, widths, mode)
     for (lo, hi), n in zip(widths, x.shape):
         if n + lo + hi < 0:
             raise ValueError(f"[pad] padding {pad} leaves a negative size for shape {x.shape}")
-    return Pad.apply(x, widths, value)
+    check_numel("pad", [n + lo + hi for (lo, hi), n in zip(widths, x.shape)], x.dtype)
+    with allocating("pad"):
+        if mode != "constant":
+            return _pad_by_index(x, widths, mode)
+        return Pad.apply(x, widths, value)
 
 
 _NP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
