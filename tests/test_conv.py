@@ -323,6 +323,21 @@ DIRECT = [
     (1, 12, 8, 5, 4, 1, 1, dict(pad_lo=(1, 0), pad_hi=(0, 1))),  # 1x1 padded: not a GEMM
     (4, 3, 32, 8, 8, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # RGB stem shape
     (1, 8, 8, 20, 21, 5, 5, dict(pad_lo=(2, 2), pad_hi=(2, 2))),  # several tiles per row
+    # input dilation, stride 1 (transposed convs): one stride-1 sub-kernel per output phase
+    (2, 8, 8, 5, 6, 3, 3, dict(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 3))),
+    (1, 9, 16, 4, 7, 4, 4, dict(input_dilation=(2, 3), pad_lo=(2, 1), pad_hi=(3, 2))),
+    (1, 8, 9, 4, 5, 1, 2, dict(input_dilation=(3, 2), pad_lo=(0, 1), pad_hi=(2, 0))),  # no taps
+    (
+        1,
+        8,
+        8,
+        5,
+        5,
+        3,
+        3,
+        dict(input_dilation=(2, 2), dilation=(2, 1), pad_lo=(1, 2), pad_hi=(3, 1)),
+    ),
+    (2, 16, 8, 4, 5, 3, 3, dict(input_dilation=(2, 2), pad_lo=(-1, 1), pad_hi=(1, 0), groups=2)),
 ]
 
 

@@ -27,6 +27,7 @@
 #include <new>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
@@ -687,10 +688,12 @@ int64_t tap_offset(const ConvParams& p, const Flat& f, int64_t kh, int64_t kw) {
   return ((dh % f.s0) * f.s1 + dw % f.s1) * f.phase + (dh / f.s0) * f.Wq + dw / f.s1;
 }
 
-// The microkernel when the direct path applies: no input dilation, not a plain GEMM (1x1
-// unpadded) or depthwise, and at least one full block of output channels per group.
+// The microkernel when the direct path applies: not both stride and input dilation, not a
+// plain GEMM (1x1 unpadded) or depthwise, and at least one full block of output channels per
+// group.
 conv_detail::DirectTileF32 direct_kernel(const ConvParams& p) {
-  if (active_isa() != Isa::AVX512 || !unit(p.idil) || pointwise(p)) return nullptr;
+  if (active_isa() != Isa::AVX512 || pointwise(p)) return nullptr;
+  if (!unit(p.idil) && !unit(p.stride)) return nullptr;  // both: im2col
   if (const char* e = std::getenv("PYENGINE_CONV_DIRECT"); e != nullptr && e[0] == '0')
     return nullptr;  // PYENGINE_CONV_DIRECT=0: im2col only (benchmarks, tests)
   const Geo q = geo(p);
@@ -725,39 +728,150 @@ void pad_flat(const ConvParams& p, int64_t Cg, const Flat& f, const float* img, 
   std::fill(dst + Cg * f.plane, dst + Cg * f.plane + flat_slack(f), 0.0f);
 }
 
-// Tile rows [0, rows) of flat outputs [q0, q0 + 48) into out (Og planes of OH x OW).
-void scatter_tile(const float* tile, int rows, int64_t q0, const Flat& f, const Geo& q,
-                  float* out) {
-  const int64_t q1 = std::min(q0 + kDirectCols, f.cols);
+// One output phase of a direct forward: a stride-1 correlation over the flat image with some
+// of the taps. A conv without input dilation has one phase (every output, every tap). With
+// input dilation (s0, s1) and stride 1 (transposed convs, grad-input of strided convs), output
+// (oh'*s0 + ra, ow'*s1 + rb) meets real input rows and columns only through the taps with
+// (ra - pad_lo + kh*dh) % s0 == 0 (and the same along W), the same taps for the whole phase
+// (ra, rb); input row oh' + (ra - pad_lo + kh*dh) / s0. So each phase is a stride-1 conv with a
+// sub-kernel over the undilated image (padded to cover every phase's reach), and no multiply
+// touches an inserted zero.
+struct Phase {
+  int64_t rows, cols_valid;        // its outputs: rows x cols_valid
+  int64_t cols, tiles;             // rows * Wq flat positions, 48 per tile
+  int64_t out0, out_row, out_col;  // output (oh', ow') at out0 + oh'*out_row + ow'*out_col
+  int64_t tap0, ntaps;             // its taps: DirectPlan::taps / offs [tap0, tap0 + ntaps)
+};
+
+struct DirectPlan {
+  ConvParams img;  // the image as laid out: p, or (input dilation) undilated with new pads
+  Flat f;          // its flat layout
+  std::vector<Phase> phases;
+  std::vector<int64_t> taps, offs;  // kernel tap kh*KW + kw and its flat offset, by phase
+};
+
+int64_t pos_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+
+// Per dimension of an input-dilated conv: for each phase r < s, its output count and the taps
+// (k, shift) it meets; the low / high padding that every shift needs.
+struct DimPhases {
+  std::vector<int64_t> count;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> taps;  // (k, shift)
+  int64_t pad_lo = 0, pad_hi = 0;
+};
+
+DimPhases dim_phases(int64_t in, int64_t out, int64_t K, int64_t s, int64_t kd, int64_t pl) {
+  DimPhases d;
+  d.count.resize(s);
+  d.taps.resize(s);
+  for (int64_t r = 0; r < s; ++r) {
+    d.count[r] = out > r ? (out - r + s - 1) / s : 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t v = r - pl + k * kd;
+      if (pos_mod(v, s) != 0) continue;
+      const int64_t shift = floor_div(v, s);
+      d.taps[r].push_back({k, shift});
+      if (d.count[r] == 0) continue;
+      d.pad_lo = std::max(d.pad_lo, -shift);
+      d.pad_hi = std::max(d.pad_hi, d.count[r] - 1 + shift - (in - 1));
+    }
+  }
+  return d;
+}
+
+Phase make_phase(const Flat& f, int64_t rows, int64_t cols_valid, int64_t out0, int64_t out_row,
+                 int64_t out_col, int64_t tap0, int64_t ntaps) {
+  Phase ph;
+  ph.rows = rows;
+  ph.cols_valid = cols_valid;
+  ph.cols = rows * f.Wq;
+  ph.tiles = (ph.cols + kDirectCols - 1) / kDirectCols;
+  ph.out0 = out0;
+  ph.out_row = out_row;
+  ph.out_col = out_col;
+  ph.tap0 = tap0;
+  ph.ntaps = ntaps;
+  return ph;
+}
+
+DirectPlan direct_plan(const ConvParams& p, const Geo& q) {
+  DirectPlan plan;
+  if (unit(p.idil)) {
+    plan.img = p;
+    plan.f = flat_geo(p, q);
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        plan.taps.push_back(kh * p.KW + kw);
+        plan.offs.push_back(tap_offset(p, plan.f, kh, kw));
+      }
+    plan.phases.push_back(make_phase(plan.f, q.OH, q.OW, 0, q.OW, 1, 0, q.KK));
+    return plan;
+  }
+  const DimPhases h = dim_phases(p.H, q.OH, p.KH, p.idil[0], p.kdil[0], p.pad_lo[0]);
+  const DimPhases w = dim_phases(p.W, q.OW, p.KW, p.idil[1], p.kdil[1], p.pad_lo[1]);
+  ConvParams img = p;  // the undilated image, stride 1, padded for every phase
+  img.idil[0] = img.idil[1] = 1;
+  img.pad_lo[0] = h.pad_lo;
+  img.pad_hi[0] = h.pad_hi;
+  img.pad_lo[1] = w.pad_lo;
+  img.pad_hi[1] = w.pad_hi;
+  plan.img = img;
+  plan.f = flat_geo(img, q);  // only its image layout is used (s = 1: Wq = padded width)
+  for (int64_t ra = 0; ra < p.idil[0]; ++ra)
+    for (int64_t rb = 0; rb < p.idil[1]; ++rb) {
+      if (h.count[ra] == 0 || w.count[rb] == 0) continue;
+      const int64_t tap0 = static_cast<int64_t>(plan.taps.size());
+      for (const auto& [kh, sh] : h.taps[ra])
+        for (const auto& [kw, sw] : w.taps[rb]) {
+          plan.taps.push_back(kh * p.KW + kw);
+          plan.offs.push_back((sh + h.pad_lo) * plan.f.Wq + sw + w.pad_lo);
+        }
+      const int64_t ntaps = static_cast<int64_t>(plan.taps.size()) - tap0;
+      plan.phases.push_back(make_phase(plan.f, h.count[ra], w.count[rb], ra * q.OW + rb,
+                                       p.idil[0] * q.OW, p.idil[1], tap0, ntaps));
+    }
+  return plan;
+}
+
+// Tile rows [0, rows) of the phase's flat outputs [q0, q0 + 48) into out (Og planes of OHW).
+void scatter_tile(const float* tile, int rows, int64_t q0, const Flat& f, const Phase& ph,
+                  int64_t OHW, float* out) {
+  const int64_t q1 = std::min(q0 + kDirectCols, ph.cols);
   for (int64_t s = q0; s < q1;) {
-    const int64_t oh = s / f.Wq, ow = s % f.Wq;
-    const int64_t end = std::min(q1, (oh + 1) * f.Wq);      // this flat row's part of the tile
-    const int64_t n = std::min(end, oh * f.Wq + q.OW) - s;  // columns < OW
+    const int64_t r = s / f.Wq, c = s % f.Wq;
+    const int64_t end = std::min(q1, (r + 1) * f.Wq);               // this flat row's part
+    const int64_t n = std::min(end, r * f.Wq + ph.cols_valid) - s;  // valid columns
     for (int i = 0; i < rows; ++i) {
       const float* src = tile + i * kDirectCols + (s - q0);
-      float* dst = out + i * q.OHW + oh * q.OW + ow;
-      for (int64_t k = 0; k < n; ++k) dst[k] = src[k];
+      float* dst = out + i * OHW + ph.out0 + r * ph.out_row + c * ph.out_col;
+      if (ph.out_col == 1) {
+        for (int64_t k = 0; k < n; ++k) dst[k] = src[k];
+      } else {
+        for (int64_t k = 0; k < n; ++k) dst[k * ph.out_col] = src[k];
+      }
     }
     s = end;
   }
 }
 
-// Tiles [t0, t1) of one (image, group), every block of output channels (the tile's input
-// stays in L1 / L2 across the blocks; splitting the channels into L1-sized chunks measured no
-// faster). The last tile computes only the vectors it needs.
-void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const Flat& f, const float* xp,
-                  const int64_t* off, const float* wg, const float* init, float* out, int64_t t0,
-                  int64_t t1) {
+// Tiles [t0, t1) of one phase of one (image, group), every block of output channels (the
+// tile's input stays in L1 / L2 across the blocks; splitting the channels into L1-sized chunks
+// measured no faster). The last tile computes only the vectors it needs. wg: the phase's
+// packed weights for this group, [block][c][tap][8].
+void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const DirectPlan& plan,
+                  const Phase& ph, const float* xp, const float* wg, const float* init, float* out,
+                  int64_t t0, int64_t t1) {
   alignas(64) float tile[kDirectRows * kDirectCols];
-  const int64_t wblock = q.Cg * q.KK * kDirectRows;
+  const int64_t wblock = q.Cg * ph.ntaps * kDirectRows;
+  const int64_t* off = plan.offs.data() + ph.tap0;
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t cols = std::min<int64_t>(kDirectCols, f.cols - t * kDirectCols);
+    const int64_t cols = std::min<int64_t>(kDirectCols, ph.cols - t * kDirectCols);
     const int nv = static_cast<int>((cols + 15) / 16);
-    for (int64_t b = 0; b < f.blocks; ++b) {
+    for (int64_t b = 0; b < plan.f.blocks; ++b) {
       const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, q.Og - b * kDirectRows));
-      kern(nv, xp + t * kDirectCols, f.plane, q.Cg, off, static_cast<int>(q.KK), wg + b * wblock,
-           init + b * kDirectRows, tile);
-      scatter_tile(tile, rows, t * kDirectCols, f, q, out + b * kDirectRows * q.OHW);
+      kern(nv, xp + t * kDirectCols, plan.f.plane, q.Cg, off, static_cast<int>(ph.ntaps),
+           wg + b * wblock, init + b * kDirectRows, tile);
+      scatter_tile(tile, rows, t * kDirectCols, plan.f, ph, q.OHW, out + b * kDirectRows * q.OHW);
     }
   }
 }
@@ -766,64 +880,87 @@ void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const Flat& f, 
 void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
                     const float* w, const float* bias, float* y) {
   const Geo q = geo(p);
-  const Flat f = flat_geo(p, q);
+  const DirectPlan plan = direct_plan(p, q);
+  const Flat& f = plan.f;
   const float* A = canonical_weight(p, q, w);
-  // Packed weight [g][block][c][tap][8] (rows past Og zero), then initial values [g][block*8].
-  const int64_t wgroup = f.blocks * q.CKK * kDirectRows, igroup = f.blocks * kDirectRows;
-  float* wp = t_direct.get<float>(p.groups * (wgroup + igroup) + 2 * q.KK);
-  float* init = wp + p.groups * wgroup;
-  // then the taps' flat offsets (KK int64 in 2*KK floats; 32-byte aligned: igroup, wgroup are
-  // multiples of 8)
-  auto* off = reinterpret_cast<int64_t*>(init + p.groups * igroup);
+  // Packed weights, phase after phase: [g][block][c][tap of the phase][8] (rows past Og zero);
+  // then initial values [g][block*8].
+  const int64_t igroup = f.blocks * kDirectRows;
+  const int64_t ntaps_all = static_cast<int64_t>(plan.taps.size());
+  const int64_t wall = p.groups * f.blocks * q.Cg * ntaps_all * kDirectRows;
+  float* wp = t_direct.get<float>(wall + p.groups * igroup);
+  float* init = wp + wall;
+  std::vector<const float*> wphase;  // phase ph, group g at wphase[ph] + g * (its group size)
+  float* d0 = wp;
+  for (const Phase& ph : plan.phases) {
+    wphase.push_back(d0);
+    const int64_t ck = q.Cg * ph.ntaps;
+    for (int64_t g = 0; g < p.groups; ++g)
+      for (int64_t o = 0; o < igroup; ++o) {
+        const bool real = o < q.Og;
+        float* d = d0 + (g * f.blocks + o / kDirectRows) * ck * kDirectRows + o % kDirectRows;
+        const float* s = real ? A + (g * q.Og + o) * q.CKK : nullptr;
+        for (int64_t c = 0; c < q.Cg; ++c)
+          for (int64_t t = 0; t < ph.ntaps; ++t)
+            d[(c * ph.ntaps + t) * kDirectRows] = real ? s[c * q.KK + plan.taps[ph.tap0 + t]] : 0;
+      }
+    d0 += p.groups * f.blocks * ck * kDirectRows;
+  }
   for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t o = 0; o < igroup; ++o) {
-      const bool real = o < q.Og;
-      init[g * igroup + o] = real && bias != nullptr ? bias[g * q.Og + o] : 0.0f;
-      float* d = wp + g * wgroup + (o / kDirectRows) * q.CKK * kDirectRows + o % kDirectRows;
-      const float* s = real ? A + (g * q.Og + o) * q.CKK : nullptr;
-      for (int64_t k = 0; k < q.CKK; ++k) d[k * kDirectRows] = real ? s[k] : 0.0f;
+    for (int64_t o = 0; o < igroup; ++o)
+      init[g * igroup + o] = o < q.Og && bias != nullptr ? bias[g * q.Og + o] : 0.0f;
+
+  // Outputs no phase reaches (an input-dilated conv with a kernel too short for some phase)
+  // hold the bias.
+  if (!unit(p.idil)) {
+    int64_t reached = 0;
+    for (const Phase& ph : plan.phases) reached += ph.rows * ph.cols_valid;
+    if (reached < q.OHW) {
+      for (int64_t n = 0; n < p.N; ++n)
+        for (int64_t o = 0; o < p.O; ++o) {
+          float* yo = y + (n * p.O + o) * q.OHW;
+          std::fill(yo, yo + q.OHW, bias != nullptr ? bias[o] : 0.0f);
+        }
     }
-  for (int64_t kh = 0; kh < p.KH; ++kh)
-    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = tap_offset(p, f, kh, kw);
+  }
 
   const int64_t items = p.N * p.groups;
   const int team = team_size(items);
   const int64_t pad_elems = q.Cg * f.plane + flat_slack(f);
-  auto item_io = [&](int64_t item, const float*& img, float*& out) {
+  auto run_item = [&](int64_t item, const float* xp, int member, int members) {
     const int64_t n = item / p.groups, g = item % p.groups;
-    img = x + (n * p.C + g * q.Cg) * q.HW;
-    out = y + (n * p.O + g * q.Og) * q.OHW;
+    float* out = y + (n * p.O + g * q.Og) * q.OHW;
+    for (size_t i = 0; i < plan.phases.size(); ++i) {
+      const Phase& ph = plan.phases[i];
+      const float* wg = wphase[i] + g * f.blocks * q.Cg * ph.ntaps * kDirectRows;
+      direct_tiles(kern, q, plan, ph, xp, wg, init + g * igroup, out, ph.tiles * member / members,
+                   ph.tiles * (member + 1) / members);
+    }
+  };
+  auto image = [&](int64_t item) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    return x + (n * p.C + g * q.Cg) * q.HW;
   };
   if (team > 1) {  // one item per thread at a time
     for_items(items, team, [&](int64_t item, int) {
-      const float* img;
-      float* out;
-      item_io(item, img, out);
       float* xp = t_flat.get<float>(pad_elems);
-      pad_flat(p, q.Cg, f, img, xp);
-      const int64_t g = item % p.groups;
-      direct_tiles(kern, q, f, xp, off, wp + g * wgroup, init + g * igroup, out, 0, f.tiles);
+      pad_flat(plan.img, q.Cg, f, image(item), xp);
+      run_item(item, xp, 0, 1);
     });
     return;
   }
-  // Items one after another, their tiles split over the threads.
+  // Items one after another, each phase's tiles split over the threads.
   const int nt = inner_threads(1, q.Og * q.OHW * q.CKK / 64);
   float* xp = t_flat.get<float>(pad_elems);
   for (int64_t item = 0; item < items; ++item) {
-    const float* img;
-    float* out;
-    item_io(item, img, out);
-    pad_flat(p, q.Cg, f, img, xp);
-    const int64_t g = item % p.groups;
+    pad_flat(plan.img, q.Cg, f, image(item), xp);
 #pragma omp parallel num_threads(nt)
     {
-      int64_t t0 = 0, t1 = f.tiles;
 #ifdef _OPENMP
-      const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
-      t0 = f.tiles * id / size;
-      t1 = f.tiles * (id + 1) / size;
+      run_item(item, xp, omp_get_thread_num(), omp_get_num_threads());
+#else
+      run_item(item, xp, 0, 1);
 #endif
-      direct_tiles(kern, q, f, xp, off, wp + g * wgroup, init + g * igroup, out, t0, t1);
     }
   }
 }
@@ -833,7 +970,7 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
 // direct forward: 8x64->64 56x56 3x3 222 vs 193 (im2col grad-weight); but 8x128->256 28x28 3x3
 // stride 2 181 vs 190 (the partial sums, 1.2 MB, leave L2) and 8x3->32 32x32 94 vs 99.
 bool direct_grad_weight_pays(const ConvParams& p) {
-  return direct_kernel(p) != nullptr && unit(p.stride) && p.C / p.groups >= 8;
+  return direct_kernel(p) != nullptr && unit(p.stride) && unit(p.idil) && p.C / p.groups >= 8;
 }
 
 // gt (OHW x ldo) = the item's output gradient g (Og x OHW) transposed, channels past Og zero;
