@@ -8,6 +8,10 @@ venv="${PYENGINE_SAN_VENV:-/tmp/pyengine-sanitize-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
+# The build tools (no build isolation: the sanitizer flags reach CMake through -C options) and
+# the test extra; already-present packages (system site) are left as they are.
+pip install --quiet scikit-build-core pybind11 cmake ninja numpy pytest hypothesis \
+  pytest-benchmark scikit-learn matplotlib
 pip install --quiet --no-build-isolation --no-deps --force-reinstall \
   -Cbuild-dir=build/sanitize -Ccmake.build-type=RelWithDebInfo \
   -Ccmake.define.PYENGINE_SANITIZE=address,undefined -Ccmake.define.PYENGINE_CUDA=OFF .
