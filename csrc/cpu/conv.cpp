@@ -971,25 +971,31 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
   }
 }
 
-// The direct grad-weight beats im2col + GEMM for stride-1 convs with at least 8 input
-// channels per group; measured on Zen 5, 1 thread, GFLOP/s of forward+backward with the
-// direct forward: 8x64->64 56x56 3x3 222 vs 193 (im2col grad-weight); but 8x128->256 28x28 3x3
-// stride 2 181 vs 190 (the partial sums, 1.2 MB, leave L2) and 8x3->32 32x32 94 vs 99.
+// The direct grad-weight beats im2col + GEMM with at least 8 input channels per group;
+// measured on Zen 5, 2 threads, grad-weight GFLOP/s: 8x64->64 56x56 3x3 434 (im2col 427 at 1
+// thread: 222 vs 193 fwd+bwd), 8x128->256 28x28 3x3 stride 2 389 vs 338; 8x3->32 32x32 150 vs
+// 152 (left to im2col).
 bool direct_grad_weight_pays(const ConvParams& p) {
-  return direct_kernel(p) != nullptr && unit(p.stride) && unit(p.idil) && p.C / p.groups >= 8;
+  return direct_kernel(p) != nullptr && unit(p.idil) && p.C / p.groups >= 8;
 }
 
-// gt (OHW x ldo) = the item's output gradient g (Og x OHW) transposed, channels past Og zero;
-// overwritten. Blocks of 64 positions keep both sides in cache lines.
-void transpose_grad(const float* g, int64_t Og, int64_t OHW, int64_t ldo, float* gt) {
+// gt = the item's output gradient g (Og x OHW) transposed to (position, channel), in tiles of
+// 64 channels: tile j holds channels [64j, 64j + 64) as OHW rows of 64 (channels past Og zero),
+// so the grad-weight kernel streams one tile contiguously; overwritten.
+void transpose_grad(const float* g, int64_t Og, int64_t OHW, float* gt) {
   constexpr int64_t kBlock = 64;
-  for (int64_t k0 = 0; k0 < OHW; k0 += kBlock) {
-    const int64_t k1 = std::min(OHW, k0 + kBlock);
-    for (int64_t o = 0; o < Og; ++o) {
-      const float* s = g + o * OHW;
-      for (int64_t k = k0; k < k1; ++k) gt[k * ldo + o] = s[k];
+  for (int64_t o0 = 0; o0 < Og; o0 += 64) {
+    float* tile = gt + (o0 / 64) * OHW * 64;
+    const int64_t o1 = std::min(Og, o0 + 64);
+    for (int64_t k0 = 0; k0 < OHW; k0 += kBlock) {
+      const int64_t k1 = std::min(OHW, k0 + kBlock);
+      for (int64_t o = o0; o < o1; ++o) {
+        const float* s = g + o * OHW;
+        for (int64_t k = k0; k < k1; ++k) tile[k * 64 + o - o0] = s[k];
+      }
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t o = o1 - o0; o < 64; ++o) tile[k * 64 + o] = 0.0f;
     }
-    for (int64_t k = k0; k < k1; ++k) std::fill(gt + k * ldo + Og, gt + (k + 1) * ldo, 0.0f);
   }
 }
 
@@ -1018,35 +1024,40 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
   // Output rows per chunk, in chunks of equal size: a chunk's gradient rows (positions x ldo)
   // about 256 KB, so they stay in L2 while every pair block reads them; larger chunks also
   // mean fewer loads and stores of the partial sums (1.2 MB for 128->256 3x3, beyond L2).
-  const int64_t target = std::max<int64_t>(96, 65536 / ldo);
+  const int64_t target = std::max<int64_t>(96, 65536 / std::min<int64_t>(ldo, 64));
   const int64_t nchunks =
       (q.OH + std::max<int64_t>(1, target / q.OW) - 1) / std::max<int64_t>(1, target / q.OW);
   const int64_t chunk = (q.OH + nchunks - 1) / nchunks;
   const int64_t pad_elems = q.Cg * f.plane + flat_slack(f);
 
   // pair blocks [b0, b1) of one item: xp its flat image, gt its transposed gradient
+  // Pair blocks go in groups whose partial sums (P x ldo each) fit in ~256 KB of L2; each group
+  // walks the item's positions once.
+  const int64_t group = std::max<int64_t>(1, (int64_t(256) << 10) / (P * ldo * 4));
   auto blocks = [&](float* a, const float* xp, const float* gt, int64_t b0, int64_t b1) {
-    for (int64_t r0 = 0; r0 < q.OH; r0 += chunk) {
-      const int64_t rows = std::min(chunk, q.OH - r0);
-      for (int64_t o0 = 0; o0 < q.Og; o0 += 64) {
-        const int nv = static_cast<int>(std::min<int64_t>(4, (q.Og - o0 + 15) / 16));
-        for (int64_t b = b0; b < b1; ++b) {
-          const float* xs[P];
-          for (int i = 0; i < P; ++i) {  // pairs past CKK repeat the last (rows of padding)
-            const int64_t pair = std::min(b * P + i, q.CKK - 1);
-            xs[i] = xp + (pair / q.KK) * f.plane + off[pair % q.KK] + r0 * f.Wq;
+    for (int64_t g0 = b0; g0 < b1; g0 += group)
+      for (int64_t r0 = 0; r0 < q.OH; r0 += chunk) {
+        const int64_t rows = std::min(chunk, q.OH - r0);
+        for (int64_t o0 = 0; o0 < q.Og; o0 += 64) {
+          const int nv = static_cast<int>(std::min<int64_t>(4, (q.Og - o0 + 15) / 16));
+          for (int64_t b = g0; b < std::min(b1, g0 + group); ++b) {
+            const float* xs[P];
+            for (int i = 0; i < P; ++i) {  // pairs past CKK repeat the last (rows of padding)
+              const int64_t pair = std::min(b * P + i, q.CKK - 1);
+              xs[i] = xp + (pair / q.KK) * f.plane + off[pair % q.KK] + r0 * f.Wq;
+            }
+            kern(nv, xs, f.Wq, gt + (o0 / 64) * q.OHW * 64 + r0 * q.OW * 64, 64, rows, q.OW,
+                 a + b * P * ldo + o0, ldo);
           }
-          kern(nv, xs, f.Wq, gt + r0 * q.OW * ldo + o0, ldo, rows, q.OW, a + b * P * ldo + o0, ldo);
         }
       }
-    }
   };
   auto prepare = [&](int64_t item, float*& xp, float*& gt) {
     const int64_t n = item / p.groups, g = item % p.groups;
     xp = t_flat.get<float>(pad_elems);
     pad_flat(p, q.Cg, f, x + (n * p.C + g * q.Cg) * q.HW, xp);
-    gt = t_gradt.get<float>(q.OHW * ldo);
-    transpose_grad(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, ldo, gt);
+    gt = t_gradt.get<float>((q.Og + 63) / 64 * 64 * q.OHW);
+    transpose_grad(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, gt);
   };
   if (team > 1) {  // one item per thread at a time
     for_items(items, team, [&](int64_t item, int member) {
