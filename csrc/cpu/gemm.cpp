@@ -225,8 +225,10 @@ void macrokernel(const Problem<T>& p, const KernelDesc<T>& d, const T* apack, co
       if (mr == MR && nr == NR) {
         d.kernel(kc, ap, bp, c, p.ldc, p.alpha, beta);
       } else {
-        // Partial tile: compute the full tile into scratch, merge the valid part.
-        d.kernel(kc, ap, bp, tile, NR, p.alpha, T(0));
+        // Partial tile: compute it into scratch (only the first half when the rest is
+        // padding and the ISA has a half-width kernel), merge the valid part.
+        const bool half = d.kernel_half != nullptr && 2 * nr <= NR;
+        (half ? d.kernel_half : d.kernel)(kc, ap, bp, tile, NR, p.alpha, T(0));
         for (int64_t i = 0; i < mr; ++i) {
           T* ci = c + i * p.ldc;
           const T* ti = tile + i * NR;

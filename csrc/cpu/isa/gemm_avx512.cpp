@@ -40,11 +40,13 @@ struct F64 {
 // broadcast must fit the 32 zmm registers. Per k step: NV aligned loads of B,
 // MR broadcasts of A, MR*NV independent FMAs (enough to hide the 4-cycle FMA
 // latency on both FMA pipes).
-template <class Tr, int MR, int NV>
+// NVS: the packed B panel's width in vectors (NVS > NV: an edge kernel that computes only the
+// first NV vectors of each packed row).
+template <class Tr, int MR, int NV, int NVS = NV>
 void microkernel(int64_t K, const typename Tr::T* a, const typename Tr::T* b, typename Tr::T* c,
                  int64_t ldc, typename Tr::T alpha, typename Tr::T beta) {
   using V = typename Tr::V;
-  constexpr int NR = NV * Tr::kLanes;
+  constexpr int NR = NVS * Tr::kLanes;
   static_assert(MR * NV + NV + 1 <= 32, "register tile does not fit 32 zmm registers");
 
   // Warm the C tile while the k loop runs; it is written at the end.
@@ -171,7 +173,9 @@ void pack_f32(int64_t kc, int w, const float* src, int64_t ld, bool x_contiguous
 //   NC = 4096: B panel KC x NC = 256*4096*4 = 4 MiB, in L3 with room for both
 //             cores' traffic.
 KernelDesc<float> avx512::kernel_f32() {
-  return {8, 32, 192, 256, 4096, &microkernel<F32, 8, 2>, &pack_f32<8>, &pack_f32<32>};
+  KernelDesc<float> d{8, 32, 192, 256, 4096, &microkernel<F32, 8, 2>, &pack_f32<8>, &pack_f32<32>};
+  d.kernel_half = &microkernel<F32, 8, 1, 2>;  // edges of <= 16 live columns
+  return d;
 }
 
 // fp64, 8 x 16 tile: same register budget as fp32, half the lanes. Packing

@@ -45,6 +45,9 @@ struct KernelDesc {
   MicroKernel<T> kernel;
   PackPanel<T> pack_a = nullptr;  // width mr
   PackPanel<T> pack_b = nullptr;  // width nr
+  // Optional edge kernel: the first nr/2 columns of a packed B micro-panel (rows nr apart)
+  // into an mr x nr/2 tile of C (the last micro-panel of N = 196 has 4 live columns of 32).
+  MicroKernel<T> kernel_half = nullptr;
 };
 
 // The largest tile any ISA uses; the driver keeps an edge scratch tile this big.
