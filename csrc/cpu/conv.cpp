@@ -1151,16 +1151,20 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
     std::fill(gw, gw + wsize, T(0));
     return;
   }
+  // A conv with input dilation and stride 1 (a transposed conv) goes through its adjoint with
+  // the roles of x and gy swapped (the same bilinear form): the direct kernel and im2col both
+  // need a conv without input dilation, or they would multiply the inserted zeros.
+  const bool swap = !unit(p.idil) && unit(p.stride);
+  const ConvParams pp = swap ? conv_adjoint(p) : p;
+  const T* xx = swap ? gy : x;
+  const T* gg = swap ? x : gy;
   if constexpr (std::is_same_v<T, float>) {
-    if (direct_grad_weight_pays(p)) {
+    if (direct_grad_weight_pays(pp)) {
       if (const auto kern = conv_detail::avx512::grad_weight_tile_f32())
-        return direct_grad_weight(kern, p, x, gy, gw);
+        return direct_grad_weight(kern, pp, xx, gg, gw);
     }
   }
-  if (!unit(p.idil) && unit(p.stride))  // im2col of p would multiply the inserted zeros
-    grad_weight_im2col(conv_adjoint(p), gy, x, gw);  // same bilinear form, roles swapped
-  else
-    grad_weight_im2col(p, x, gy, gw);
+  grad_weight_im2col(pp, xx, gg, gw);
 }
 
 template <typename T>
