@@ -21,7 +21,7 @@ from .ops.loss import (
     mse_loss,
 )
 from .ops.lstm import gru, gru_cell, lstm, lstm_cell
-from .ops.norm import batch_norm, layer_norm
+from .ops.norm import batch_norm, group_norm, instance_norm, layer_norm
 from .ops.pool import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -36,7 +36,16 @@ from .tensor import Tensor  # noqa: F401
 __all__ = ["linear", "pad", "relu", "sigmoid", "tanh"]
 __all__ += ["conv1d", "conv2d", "conv_transpose2d"]
 __all__ += ["scaled_dot_product_attention"]
-__all__ += ["batch_norm", "layer_norm", "softmax", "log_softmax", "cross_entropy", "nll_loss"]
+__all__ += [
+    "batch_norm",
+    "layer_norm",
+    "group_norm",
+    "instance_norm",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "nll_loss",
+]
 __all__ += ["gelu", "silu", "leaky_relu", "elu", "selu", "softplus"]
 __all__ += ["lstm", "lstm_cell", "gru", "gru_cell"]
 __all__ += [

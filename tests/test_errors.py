@@ -415,6 +415,22 @@ bad("layer_norm", "weight shape", lambda: F.layer_norm(r32(2, 5), (5,), r32(4)),
 bad("layer_norm", "f32 x f64", lambda: F.layer_norm(r32(2, 5), (5,), r64(5)), TypeError)
 bad("layer_norm", "int input", lambda: F.layer_norm(i64(2, 5), (5,)), TypeError)
 bad("layer_norm", "negative size", lambda: F.layer_norm(r32(2, 5), (-5,)), ValueError)
+bad("group_norm", "groups do not divide C", lambda: F.group_norm(r32(2, 6, 3), 4), ValueError)
+bad("group_norm", "groups 0", lambda: F.group_norm(r32(2, 6, 3), 0), ValueError)
+bad("group_norm", "weight shape", lambda: F.group_norm(r32(2, 6, 3), 2, r32(3)), ValueError)
+bad("group_norm", "f32 x f64", lambda: F.group_norm(r32(2, 6, 3), 2, r64(6)), TypeError)
+bad("group_norm", "int input", lambda: F.group_norm(i64(2, 6, 3), 2), TypeError)
+bad("group_norm", "rank 1", lambda: F.group_norm(r32(6), 2), ValueError)
+bad("instance_norm", "1 spatial element", lambda: F.instance_norm(r32(2, 3, 1)), ValueError)
+bad("instance_norm", "rank 2", lambda: F.instance_norm(r32(2, 3)), ValueError)
+bad("instance_norm", "mean without var", lambda: F.instance_norm(r32(2, 3, 4), r32(3)), ValueError)
+bad(
+    "instance_norm",
+    "no running stats",
+    lambda: F.instance_norm(r32(2, 3, 4), use_input_stats=False),
+    ValueError,
+)
+bad("instance_norm", "weight f64", lambda: F.instance_norm(r32(2, 3, 4), weight=r64(3)), TypeError)
 
 # ---- softmax family and losses
 for _op in ("softmax", "log_softmax"):
@@ -1010,6 +1026,21 @@ layer(
 layer("LayerNorm", "negative", lambda: nn.LayerNorm(-3), ValueError, "layer_norm")
 layer("LayerNorm", "shape", lambda: nn.LayerNorm(4)(r32(2, 5)), ValueError, "layer_norm")
 layer("LayerNorm", "f64 input", lambda: nn.LayerNorm(5)(r64(2, 5)), TypeError, "layer_norm")
+layer("GroupNorm", "not divisible", lambda: nn.GroupNorm(4, 6), ValueError, "group_norm")
+layer("GroupNorm", "groups 0", lambda: nn.GroupNorm(0, 6), ValueError, "group_norm")
+layer("GroupNorm", "channels", lambda: nn.GroupNorm(2, 6)(r32(2, 4, 3)), ValueError, "group_norm")
+for _name, _rank in (("InstanceNorm1d", 3), ("InstanceNorm2d", 4), ("InstanceNorm3d", 5)):
+    _C = getattr(nn, _name)
+    _ok = (2, 3) + (4,) * (_rank - 2)
+    layer(_name, "features 0", lambda _C=_C: _C(0), ValueError, "instance_norm")
+    layer(_name, "rank", lambda _C=_C: _C(3)(r32(2)), ValueError, "instance_norm")
+    layer(
+        _name,
+        "channels",
+        lambda _C=_C, _ok=_ok: _C(5, affine=True)(r32(*_ok)),
+        ValueError,
+        "instance_norm",
+    )
 layer("Embedding", "num -1", lambda: nn.Embedding(-1, 3), ValueError, "embedding")
 layer("Embedding", "dim -1", lambda: nn.Embedding(5, -1), ValueError, "embedding")
 layer(
@@ -1308,6 +1339,11 @@ NONCONTIG = {
         lambda x, w, b: F.layer_norm(x, (5,), w, b),
         [_g(4, 3, 5), _g(5), _g(5)],
     ),
+    "group_norm": lambda: (
+        lambda x, w, b: F.group_norm(x, 2, w, b),
+        [_g(3, 4, 5, 2), _g(4), _g(4)],
+    ),
+    "instance_norm": lambda: (lambda x: F.instance_norm(x), [_g(3, 4, 5, 2)]),
     "softmax": lambda: (lambda x: F.softmax(x, dim=-1), [_g(4, 6)]),
     "softmax dim 0": lambda: (lambda x: F.softmax(x, dim=0), [_g(4, 6)]),
     "log_softmax": lambda: (lambda x: F.log_softmax(x, dim=1), [_g(3, 4, 5)]),

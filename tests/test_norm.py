@@ -377,6 +377,108 @@ def test_compare_with_torch():
     np.testing.assert_allclose(y, yt, rtol=1e-5, atol=1e-5)
 
 
+# ----------------------------------------------------------------- group_norm / instance_norm
+
+GN_CASES = [((2, 6, 5), 3), ((3, 4, 3, 2), 1), ((2, 4, 3, 3), 4), ((1, 6), 2), ((2, 8, 2, 2, 2), 2)]
+
+
+def test_group_norm_reference_vjp_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 3))
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    g = rng.standard_normal(x.shape)
+    got = R.group_norm_vjp(g, x, 2, w, b)
+    want = [
+        numeric_vjp(lambda a, w_, b_: R.group_norm(a, 2, w_, b_), [x, w, b], i, g)
+        for i in (0, 1, 2)
+    ]
+    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    np.testing.assert_allclose(got[2], want[1], atol=1e-6)
+    np.testing.assert_allclose(got[3], want[2], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("case", GN_CASES, ids=lambda c: f"{_ids([c[0]])[0]}-g{c[1]}")
+def test_group_norm(cpu_isa, case, dtype):
+    shape, groups = case
+    C = shape[1]
+    check_op(
+        lambda x, w, b, groups: F.group_norm(x, groups, w, b),
+        lambda x, w, b, groups: R.group_norm(x, groups, w, b),
+        lambda g, x, w, b, groups: (lambda r: (r[0], r[2], r[3]))(
+            R.group_norm_vjp(g, x, groups, w, b)
+        ),
+        [shape, (C,), (C,)],
+        dtype=dtype,
+        gen=[uniform(-2, 2), uniform(0.5, 2), uniform()],
+        kwargs={"groups": groups},
+        grad_atol=3e-5,
+    )
+
+
+def test_group_norm_without_affine_and_module():
+    x = pe.randn(2, 6, 4, 3, dtype=pe.float64)
+    np.testing.assert_allclose(F.group_norm(x, 3).numpy(), R.group_norm(x.numpy(), 3), atol=1e-12)
+    m = nn.GroupNorm(3, 6, dtype=pe.float64)
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    np.testing.assert_array_equal(m.weight.detach().numpy(), np.ones(6))
+    np.testing.assert_allclose(m(x).detach().numpy(), R.group_norm(x.numpy(), 3), atol=1e-12)
+    assert nn.GroupNorm(2, 4, affine=False).weight is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape", [(2, 3, 5), (3, 2, 4, 3)], ids=_ids([(2, 3, 5), (3, 2, 4, 3)]))
+def test_instance_norm(cpu_isa, shape, dtype):
+    C = shape[1]
+    check_op(
+        lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+        R.instance_norm,
+        R.instance_norm_vjp,
+        [shape, (C,), (C,)],
+        dtype=dtype,
+        gen=[uniform(-2, 2), uniform(0.5, 2), uniform()],
+        grad_atol=3e-5,
+    )
+
+
+def test_instance_norm_running_stats_and_eval():
+    rng = np.random.default_rng(5)
+    m = nn.InstanceNorm2d(3, affine=True, track_running_stats=True, dtype=pe.float64)
+    rm, rv = np.zeros(3), np.ones(3)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 5, 4)) * 2 + 1
+        y = m(pe.tensor(x))
+        np.testing.assert_allclose(y.detach().numpy(), R.instance_norm(x), atol=1e-12)
+        rm, rv = R.instance_running_update(rm, rv, x, 0.1)
+    np.testing.assert_allclose(m.running_mean.numpy(), rm, atol=1e-12)
+    np.testing.assert_allclose(m.running_var.numpy(), rv, atol=1e-12)
+    assert int(m.num_batches_tracked.item()) == 3
+    m.eval()
+    x = rng.standard_normal((2, 3, 5, 4))
+    y = m(pe.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(y, R.batch_norm_eval(x, rm, rv), atol=1e-12)
+    unbatched = nn.InstanceNorm1d(2)(pe.tensor(x[0, :2, :, 0]))  # (C, L)
+    np.testing.assert_allclose(unbatched.numpy(), R.instance_norm(x[:1, :2, :, 0])[0], atol=1e-12)
+
+
+def test_group_and_instance_norm_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 6, 5, 4)).astype(np.float32)
+    w, b = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    t = torch.from_numpy
+    got = F.group_norm(pe.tensor(x), 2, pe.tensor(w), pe.tensor(b)).numpy()
+    want = torch.nn.functional.group_norm(t(x), 2, t(w), t(b)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    rm_p, rv_p = pe.zeros(6), pe.ones(6)
+    rm_t, rv_t = torch.zeros(6), torch.ones(6)
+    got = F.instance_norm(pe.tensor(x), rm_p, rv_p, momentum=0.3).numpy()
+    want = torch.nn.functional.instance_norm(t(x), rm_t, rv_t, momentum=0.3).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rm_p.numpy(), rm_t.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rv_p.numpy(), rv_t.numpy(), rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------- errors
 
 _X = pe.ones(2, 3, 4)
@@ -405,6 +507,17 @@ _X = pe.ones(2, 3, 4)
         (lambda: F.layer_norm(_X, 4, pe.ones(3)), ValueError, "layer_norm"),
         (lambda: F.layer_norm(_X, 4, pe.ones(4, dtype=pe.float64)), TypeError, "layer_norm"),
         (lambda: F.layer_norm(np.ones((2, 4)), 4), TypeError, "layer_norm"),
+        (lambda: F.group_norm(_X, 2), ValueError, "group_norm"),
+        (lambda: F.group_norm(_X, 3, pe.ones(4)), ValueError, "group_norm"),
+        (lambda: F.group_norm(pe.ones(3), 1), ValueError, "group_norm"),
+        (lambda: F.group_norm(_X, 1.5), TypeError, "group_norm"),
+        (lambda: F.instance_norm(pe.ones(2, 3, 1)), ValueError, "instance_norm"),
+        (lambda: F.instance_norm(pe.ones(2, 3)), ValueError, "instance_norm"),
+        (lambda: F.instance_norm(_X, pe.zeros(3)), ValueError, "instance_norm"),
+        (lambda: F.instance_norm(_X, use_input_stats=False), ValueError, "instance_norm"),
+        (lambda: nn.GroupNorm(3, 4), ValueError, "GroupNorm"),
+        (lambda: nn.InstanceNorm2d(3)(pe.ones(2, 3)), ValueError, "InstanceNorm2d"),
+        (lambda: nn.InstanceNorm2d(4, affine=True)(_X), ValueError, "InstanceNorm2d"),
     ],
 )
 def test_errors(call, exc, msg):

@@ -34,7 +34,16 @@ from .loss import (  # noqa: F401
     NLLLoss,
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
-from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm  # noqa: F401
+from .normalization import (  # noqa: F401
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+)
 from .pooling import (  # noqa: F401
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -60,7 +69,16 @@ __all__ += [
 __all__ += ["GRU", "LSTM", "GRUCell", "LSTMCell"]
 __all__ += ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
 __all__ += ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss"]
-__all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm"]
+__all__ += [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "LayerNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+]
 __all__ += [
     "ELU",
     "GELU",

@@ -1,4 +1,5 @@
-"""batch_norm and layer_norm: Functions over the fused kernels of csrc/cpu/norm.h (cuda/norm.cu).
+"""batch_norm and layer_norm: Functions over the fused kernels of csrc/cpu/norm.h (cuda/norm.cu);
+group_norm and instance_norm: the layer_norm kernel on a grouped view plus a per-channel affine.
 
 Forward runs one kernel (statistics, normalization and, for batch_norm in training, the running
 statistics update); backward runs one fused kernel for the input, weight and bias gradients.
@@ -16,11 +17,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..backend import for_array
 from ..tensor import Tensor
 
-__all__ = ["batch_norm", "layer_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -282,3 +283,102 @@ def layer_norm(
     _check_param(op, "bias", bias, input, shape)
     x = input if input.is_contiguous() else input.contiguous()
     return LayerNorm.apply(x, weight, bias, k, float(eps))
+
+
+# ----------------------------------------------------------------------------- group / instance
+
+
+def _channel_affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
+    """y * weight[c] + bias[c] over the channel axis 1 of y (N, C, *)."""
+    cshape = (1, y.shape[1]) + (1,) * (y.ndim - 2)
+    if weight is not None:
+        y = y * weight.reshape(cshape)
+    if bias is not None:
+        y = y + bias.reshape(cshape)
+    return y
+
+
+def _normalize_groups(x: Tensor, groups: int, eps: float) -> Tensor:
+    """Each (sample, group of channels) of x (N, C, *) normalized over its channels and positions
+    (mean, biased variance): the layer_norm kernel on the (N, G, C/G * prod(*)) view."""
+    n = x.shape[0]
+    per_group = int(np.prod(x.shape[1:], dtype=np.int64)) // groups
+    x = x if x.is_contiguous() else x.contiguous()
+    y = LayerNorm.apply(x.reshape(n, groups, per_group), None, None, 1, float(eps))
+    return y.reshape(x.shape)
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Group normalization (torch.nn.functional.group_norm): the C channels of input (N, C, *)
+    form num_groups groups; each (sample, group) is normalized over its channels and positions
+    with the mean and the biased variance, then scaled and shifted per channel by weight and
+    bias (C,). The statistics come from the layer_norm kernel; the affine is one broadcast."""
+    op = "group_norm"
+    _check_input(op, input, 2)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral):
+        raise TypeError(f"[{op}] num_groups must be an int, got {type(num_groups).__name__}")
+    c = input.shape[1]
+    if num_groups < 1 or c % num_groups != 0:
+        raise ValueError(
+            f"[{op}] num_groups must be positive and divide the {c} channels, got {num_groups}"
+        )
+    _check_param(op, "weight", weight, input, (c,))
+    _check_param(op, "bias", bias, input, (c,))
+    return _channel_affine(_normalize_groups(input, int(num_groups), eps), weight, bias)
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Optional[Tensor] = None,
+    running_var: Optional[Tensor] = None,
+    weight: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Instance normalization (torch.nn.functional.instance_norm): each (sample, channel) of
+    input (N, C, *) normalized over its positions, then weight / bias (C,) per channel. With
+    use_input_stats and running statistics given, those move by momentum towards the batch
+    average of the per-instance means and unbiased variances (in place); without
+    use_input_stats the running statistics normalize instead (as batch_norm in eval)."""
+    op = "instance_norm"
+    _check_input(op, input, 3)
+    c = input.shape[1]
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        _check_param(op, name, t, input, (c,))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"[{op}] running_mean and running_var must be given together")
+    if not use_input_stats:
+        if running_mean is None:
+            raise ValueError(f"[{op}] use_input_stats=False needs running_mean and running_var")
+        x = input if input.is_contiguous() else input.contiguous()
+        return BatchNorm.apply(
+            x, weight, bias, running_mean, running_var, False, float(momentum), float(eps)
+        )
+    spatial = int(np.prod(input.shape[2:], dtype=np.int64))
+    if spatial <= 1:
+        raise ValueError(
+            f"[{op}] expected more than 1 spatial element when using input statistics, got "
+            f"input of shape {tuple(input.shape)}"
+        )
+    if running_mean is not None and input.shape[0] > 0:
+        with no_grad():
+            xi = input.data.reshape(input.shape[0], c, spatial)
+            m = float(momentum)
+            mean = xi.mean(axis=2).mean(axis=0)
+            var = xi.var(axis=2, ddof=1).mean(axis=0)
+            running_mean.data[...] = (1 - m) * running_mean.data + m * mean
+            running_var.data[...] = (1 - m) * running_var.data + m * var
+    return _channel_affine(_normalize_groups(input, c, eps), weight, bias)

@@ -1,4 +1,5 @@
-"""Reference for batch_norm and layer_norm: forward and vector-Jacobian product, float64.
+"""Reference for batch_norm, layer_norm, group_norm and instance_norm: forward and
+vector-Jacobian product, float64.
 
 Written from the definitions (torch semantics): batch_norm normalizes each channel c of
 x (N, C, *) over all axes but 1 with the batch mean and the biased variance; the running
@@ -125,3 +126,66 @@ def layer_norm_vjp(g, x, normalized_shape, weight=None, bias=None, eps=1e-5):
     dw = (g * xhat).sum(axis=lead) if weight is not None else None
     db = g.sum(axis=lead) if bias is not None else None
     return dx, None, dw, db
+
+
+def _groups(x, num_groups):
+    """x (N, C, *) viewed as (N, G, C/G * prod(*)): the axes one group normalizes over."""
+    x = _f(x)
+    return x.reshape(x.shape[0], num_groups, -1)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Each (sample, group of C/G channels) normalized over its channels and positions with the
+    mean and the biased variance; then weight[c] * . + bias[c] per channel."""
+    x = _f(x)
+    xg = _groups(x, num_groups)
+    xhat = (xg - xg.mean(axis=2, keepdims=True)) / np.sqrt(xg.var(axis=2, keepdims=True) + eps)
+    y = xhat.reshape(x.shape)
+    if weight is not None:
+        y = y * _cview(_f(weight), x)
+    if bias is not None:
+        y = y + _cview(_f(bias), x)
+    return y
+
+
+def group_norm_vjp(g, x, num_groups, weight=None, bias=None, eps=1e-5):
+    """With xhat per group and gw = g * weight[c]: dx = (gw - mean(gw) - xhat mean(gw xhat)) /
+    sigma over each group; dweight[c] = sum g xhat, dbias[c] = sum g over samples and positions."""
+    x, g = _f(x), _f(g)
+    xg = _groups(x, num_groups)
+    sigma = np.sqrt(xg.var(axis=2, keepdims=True) + eps)
+    xhat_g = (xg - xg.mean(axis=2, keepdims=True)) / sigma
+    gw = g * _cview(_f(weight), x) if weight is not None else g
+    gwg = gw.reshape(xg.shape)
+    dx = (
+        gwg - gwg.mean(axis=2, keepdims=True) - xhat_g * (gwg * xhat_g).mean(axis=2, keepdims=True)
+    ) / sigma
+    xhat = xhat_g.reshape(x.shape)
+    ax = _bn_axes(x)
+    dw = (g * xhat).sum(axis=ax) if weight is not None else None
+    db = g.sum(axis=ax) if bias is not None else None
+    return dx.reshape(x.shape), None, dw, db
+
+
+def instance_norm(x, weight=None, bias=None, eps=1e-5):
+    """Each (sample, channel) normalized over its positions: group_norm with one channel per
+    group."""
+    return group_norm(x, _f(x).shape[1], weight, bias, eps)
+
+
+def instance_norm_vjp(g, x, weight=None, bias=None, eps=1e-5):
+    dx, _, dw, db = group_norm_vjp(g, x, _f(x).shape[1], weight, bias, eps)
+    return dx, dw, db
+
+
+def instance_running_update(running_mean, running_var, x, momentum):
+    """Running statistics after one training step of instance_norm: the per-instance means and
+    unbiased variances, averaged over the batch, mixed in with momentum (torch's rule)."""
+    x = _f(x)
+    xi = x.reshape(x.shape[0], x.shape[1], -1)
+    mean = xi.mean(axis=2).mean(axis=0)
+    var = xi.var(axis=2, ddof=1).mean(axis=0)
+    return (
+        (1 - momentum) * _f(running_mean) + momentum * mean,
+        (1 - momentum) * _f(running_var) + momentum * var,
+    )
