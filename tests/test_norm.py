@@ -604,3 +604,12 @@ def test_cuda_layer_norm(gpu, case, dtype):
     dx, _, dw, db = R.layer_norm_vjp(g, x, ns, w, b)
     for got, want in ((xt.grad, dx), (wt.grad, dw), (bt.grad, db)):
         assert_close(_host(got), want, dtype, rtol=1e-4, atol=1e-4)
+
+
+def test_instance_norm_momentum_none_is_a_cumulative_average():
+    m = nn.InstanceNorm1d(2, momentum=None, track_running_stats=True, dtype=pe.float64)
+    xs = [np.random.default_rng(i).standard_normal((3, 2, 5)) for i in range(3)]
+    for x in xs:
+        m(pe.tensor(x))
+    want = np.mean([x.mean(axis=2).mean(axis=0) for x in xs], axis=0)
+    np.testing.assert_allclose(m.running_mean.numpy(), want, atol=1e-12)
