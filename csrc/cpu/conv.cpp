@@ -1073,12 +1073,8 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
       float* a = acc + (item % p.groups) * accg;
 #pragma omp parallel num_threads(nt)
       {
-        int64_t b0 = 0, b1 = pblocks;
-#ifdef _OPENMP
-        const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
-        b0 = pblocks * id / size;
-        b1 = pblocks * (id + 1) / size;
-#endif
+        int64_t b0, b1;
+        team_block(pblocks, b0, b1);
         blocks(a, xp, gt, b0, b1);
       }
     }
