@@ -1,5 +1,5 @@
-// Elementwise special functions the activations need and NumPy lacks (pyengine/ops/activation.py
-// composes the activations themselves in NumPy / Tensor ops).
+// Elementwise special functions the activations need and NumPy lacks, and the fused exact GELU
+// (pyengine/ops/activation.py composes the other activations in NumPy / Tensor ops).
 //   erf: y[i] = erf(x[i]) for n elements, y overwritten (may alias x). float32: a vectorized
 //   polynomial / exp form per ISA (cpu/isa/activation_impl.h), within 2 ulp; float64: std::erf.
 // Threads: OpenMP over blocks of elements, pyengine::get_num_threads(); the caller holds no GIL.
@@ -14,5 +14,21 @@ template <>
 void erf<float>(int64_t n, const float* x, float* y);
 template <>
 void erf<double>(int64_t n, const double* x, double* y);
+
+// gelu: y[i] = x[i] Phi(x[i]) (exact GELU); gelu_backward: dx[i] = g[i] (Phi(x[i]) +
+// x[i] phi(x[i])). Outputs overwritten (y may alias x, dx may alias g). float32 vectorized
+// per ISA, float64 through libm.
+template <typename T>
+void gelu(int64_t n, const T* x, T* y);
+template <typename T>
+void gelu_backward(int64_t n, const T* x, const T* g, T* dx);
+template <>
+void gelu<float>(int64_t n, const float* x, float* y);
+template <>
+void gelu<double>(int64_t n, const double* x, double* y);
+template <>
+void gelu_backward<float>(int64_t n, const float* x, const float* g, float* dx);
+template <>
+void gelu_backward<double>(int64_t n, const double* x, const double* g, double* dx);
 
 }  // namespace pyengine::cpu

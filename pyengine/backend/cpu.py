@@ -283,6 +283,14 @@ def erf(x):
     return _C.erf(_c(x))
 
 
+def gelu(x):
+    return _C.gelu(_c(x))
+
+
+def gelu_backward(x, g):
+    return _C.gelu_backward(_c(x), _c(g))
+
+
 # ----------------------------------------------------------------------------- lstm / gru
 # One recurrent layer, one direction per call (csrc/cpu/lstm.h). Outputs and the arrays saved
 # for backward are allocated by the caller (pyengine/ops/lstm.py) and passed in.

@@ -58,8 +58,9 @@ inline float horner(const float (&c)[K], float t) {
   return p;
 }
 
-// exp(y) for y in [-17, 0]: y = k ln2 + r, ln2 in two parts (k * ln2_hi is exact); k rounded to
-// nearest by the 1.5 * 2^23 shift (vectorizes on every ISA, unlike nearbyint).
+// exp(y) for y in [-87, 0] (2^k stays a normal float): y = k ln2 + r, ln2 in two parts
+// (k * ln2_hi is exact); k rounded to nearest by the 1.5 * 2^23 shift (vectorizes on every
+// ISA, unlike nearbyint).
 inline float exp_neg(float y) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693145751953125f;
@@ -67,7 +68,7 @@ inline float exp_neg(float y) {
   constexpr float kShift = 12582912.0f;
   const float k = (y * kLog2e + kShift) - kShift;
   const float r = mul_add(-k, kLn2Lo, mul_add(-k, kLn2Hi, y));
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k, k in [-25, 0]
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k, k in [-126, 0]
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return horner(kE, r) * scale;
@@ -103,8 +104,32 @@ void erf_f32_impl(int64_t n, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = erf_one(x[i]);
 }
 
+constexpr float kInvSqrt2 = 0.707106781186547524f;
+constexpr float kInvSqrt2Pi = 0.398942280401432678f;
+
+// Phi(x) = (1 + erf(x / sqrt 2)) / 2
+inline float normal_cdf(float x) { return 0.5f * (1.0f + erf_one(x * kInvSqrt2)); }
+
+void gelu_f32_impl(int64_t n, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * normal_cdf(x[i]);
+}
+
+// phi(x) = exp(-x^2 / 2) / sqrt(2 pi); below -87 the exponent's result is 0 anyway.
+void gelu_backward_f32_impl(int64_t n, const float* x, const float* g, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float h = std::max(-0.5f * v * v, -87.0f);
+    const float pdf = h > -87.0f ? kInvSqrt2Pi * exp_neg(h) : 0.0f;
+    dx[i] = g[i] * (normal_cdf(v) + v * pdf);
+  }
+}
+
 }  // namespace
 
-ErfF32 erf_f32() { return &erf_f32_impl; }
+ActivationKernelsF32 kernels_f32() {
+  return {&erf_f32_impl, &gelu_f32_impl, &gelu_backward_f32_impl};
+}
 
 }  // namespace pyengine::cpu::activation_detail::PE_ACT_ISA
