@@ -28,8 +28,10 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
 cd tests
 args=("${@#tests/}")
 # The CUDA host-emulation tests run nvcc, which must not inherit the sanitizer preload.
+# --capture=sys: a sanitizer writes its report to file descriptor 2 and ends the process, so
+# pytest's fd capture would swallow it.
 status=0
-LD_PRELOAD="$asan $ubsan" python -m pytest -q -p no:cacheprovider -k "not emu" "${args[@]:-.}" ||
+LD_PRELOAD="$asan $ubsan" python -m pytest -q -p no:cacheprovider --capture=sys -k "not emu" "${args[@]:-.}" ||
   status=$?
 if compgen -G "$logs/*" >/dev/null; then
   echo "== sanitizer reports ($logs):"

@@ -68,7 +68,8 @@ inline float exp_neg(float y) {
   constexpr float kShift = 12582912.0f;
   const float k = (y * kLog2e + kShift) - kShift;
   const float r = mul_add(-k, kLn2Lo, mul_add(-k, kLn2Hi, y));
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k, k in [-126, 0]
+  // 2^k, k in [-126, 0]: unsigned, so that the shift is defined for every bit pattern
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(k) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return horner(kE, r) * scale;
@@ -87,7 +88,9 @@ inline void square2(float c, float& hi, float& lo) {
 inline float erf_one(float x) {
   const float a = std::fabs(x);
   const float small = a * horner(kP, a * a);
-  const float c = std::min(a, 4.0f);  // keeps exp_neg in range (NaN: handled below)
+  // Keeps exp_neg in range; NaN becomes 4 here (no NaN may reach the float -> int conversion
+  // in exp_neg) and is restored by the last select.
+  const float c = a < 4.0f ? a : 4.0f;
   float hi, lo;
   square2(c, hi, lo);
   const float e = exp_neg(-hi) * (1.0f - lo);
@@ -120,7 +123,8 @@ void gelu_backward_f32_impl(int64_t n, const float* x, const float* g, float* dx
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    const float h = std::max(-0.5f * v * v, -87.0f);
+    const float q = -0.5f * v * v;
+    const float h = q > -87.0f ? q : -87.0f;  // NaN -> -87 (see erf_one); dx stays NaN
     const float pdf = h > -87.0f ? kInvSqrt2Pi * exp_neg(h) : 0.0f;
     dx[i] = g[i] * (normal_cdf(v) + v * pdf);
   }
