@@ -13,7 +13,7 @@ import platform
 import time
 from typing import Callable, Optional
 
-FAMILIES = ["gemm", "conv", "attention", "norm", "softmax", "pool", "lstm", "gru"]
+FAMILIES = ["gemm", "conv", "attention", "norm", "softmax", "activation", "pool", "lstm", "gru"]
 
 
 def machine() -> dict:

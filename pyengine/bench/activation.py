@@ -1,0 +1,73 @@
+"""Activation cases: exact GELU (fused C++ forward and backward on the CPU) and its tanh
+approximation (composed in NumPy), forward and forward+backward, float32, side by side with
+PyTorch (interleaved samples, medians).
+
+GB/s counts the minimum DRAM traffic, the same for both libraries: forward reads x and writes
+y (2 arrays); forward+backward adds reading x and dy and writing dx (5 in all).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import pyengine as pe
+import pyengine.functional as F
+
+from . import optional_torch
+from ._interleaved import run_case_interleaved
+
+UNIT = "GB/s"
+
+
+def cases(quick: bool = False) -> list:
+    """(name, approximate, shape, backward)."""
+    out = [
+        ("gelu 4096x1024 fwd", "none", (4096, 1024), False),
+        ("gelu 4096x1024 fwd+bwd", "none", (4096, 1024), True),
+    ]
+    if not quick:
+        out += [
+            ("gelu tanh 4096x1024 fwd+bwd", "tanh", (4096, 1024), True),
+            ("gelu 64x128x3072 fwd+bwd", "none", (64, 128, 3072), True),
+        ]
+    return out
+
+
+def _fns(approximate, shape, backward, lib, torch, rng):
+    x = rng.standard_normal(shape, dtype=np.float32) * 2
+    g = rng.standard_normal(shape, dtype=np.float32)
+    if lib == "pyengine":
+        mod, no_grad = F, pe.no_grad
+        px = pe.from_numpy(x.copy()).requires_grad_(backward)
+        pg = pe.from_numpy(g)
+    else:
+        mod, no_grad = torch.nn.functional, torch.no_grad
+        px = torch.from_numpy(x.copy()).requires_grad_(backward)
+        pg = torch.from_numpy(g)
+
+    if not backward:
+
+        def fwd():
+            with no_grad():
+                return mod.gelu(px, approximate=approximate)
+
+        return fwd
+
+    def fwd_bwd():
+        px.grad = None
+        mod.gelu(px, approximate=approximate).backward(pg)
+
+    return fwd_bwd
+
+
+def run(quick: bool = False) -> list:
+    rng = np.random.default_rng(0)
+    torch = optional_torch()
+    rows = []
+    for name, approximate, shape, backward in cases(quick):
+        impls = {"pyengine": _fns(approximate, shape, backward, "pyengine", torch, rng)}
+        if torch is not None:
+            impls["torch"] = _fns(approximate, shape, backward, "torch", torch, rng)
+        nbytes = 4.0 * int(np.prod(shape)) * (5 if backward else 2)
+        rows.append(run_case_interleaved(name, nbytes, impls, min_time=0.3 if quick else 1.0))
+    return rows
