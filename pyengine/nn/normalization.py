@@ -39,18 +39,20 @@ def _factory(device, dtype) -> dict:
     return {"device": _parse_device(device), "dtype": dt}
 
 
-class _BatchNorm(Module):
-    _ndims: tuple = ()
+class _NormBase(Module):
+    """Per-channel affine parameters and running statistics shared by BatchNorm and InstanceNorm
+    (torch's _NormBase): weight ones and bias zeros when affine; running_mean, running_var and
+    num_batches_tracked buffers when track_running_stats."""
 
     def __init__(
         self,
         num_features: int,
-        eps: float = 1e-5,
-        momentum: Optional[float] = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device=None,
-        dtype=None,
+        eps: float,
+        momentum: Optional[float],
+        affine: bool,
+        track_running_stats: bool,
+        device,
+        dtype,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -94,6 +96,38 @@ class _BatchNorm(Module):
                 self.weight.fill_(1)
                 self.bias.zero_()
 
+    def _momentum_step(self) -> float:
+        """The momentum of this forward; counts the batch when training with running stats
+        (momentum=None: cumulative average, 1 / num_batches_tracked, as torch)."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data[...] += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        return factor
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class _BatchNorm(_NormBase):
+    _ndims: tuple = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
     def _check_input_dim(self, input: Tensor) -> None:
         if not isinstance(input, Tensor):
             raise TypeError(f"[{type(self).__name__}] input must be a Tensor")
@@ -105,11 +139,7 @@ class _BatchNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data[...] += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.item())
+        factor = self._momentum_step()
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         use_stats = not self.training or self.track_running_stats
         return F.batch_norm(
@@ -121,12 +151,6 @@ class _BatchNorm(Module):
             bn_training,
             factor,
             self.eps,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
         )
 
 
@@ -248,49 +272,20 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     _ndim: int = 0  # dims of a batched input; one fewer is an unbatched input
 
     def __init__(
         self,
         num_features: int,
         eps: float = 1e-5,
-        momentum: float = 0.1,
+        momentum: Optional[float] = 0.1,
         affine: bool = False,
         track_running_stats: bool = False,
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        name = type(self).__name__
-        if (
-            isinstance(num_features, bool)
-            or not isinstance(num_features, numbers.Integral)
-            or num_features < 1
-        ):
-            raise ValueError(f"[{name}] num_features must be a positive int, got {num_features!r}")
-        fk = _factory(device, dtype)
-        self.num_features = int(num_features)
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(ones(num_features, **fk))
-            self.bias = Parameter(zeros(num_features, **fk))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features, **fk))
-            self.register_buffer("running_var", ones(num_features, **fk))
-            self.register_buffer(
-                "num_batches_tracked", tensor(0, dtype=np.int64, device=fk["device"])
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         name = type(self).__name__
@@ -309,11 +304,7 @@ class _InstanceNorm(Module):
                 f"{tuple(input.shape)}"
             )
         use_input_stats = self.training or not self.track_running_stats
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
-            if self.momentum is None:  # cumulative moving average, as BatchNorm
-                factor = 1.0 / float(self.num_batches_tracked.item())
+        factor = self._momentum_step()
         y = F.instance_norm(
             x,
             self.running_mean,
@@ -325,12 +316,6 @@ class _InstanceNorm(Module):
             self.eps,
         )
         return y.squeeze(0) if unbatched else y
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
-        )
 
 
 class InstanceNorm1d(_InstanceNorm):
