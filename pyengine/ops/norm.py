@@ -65,6 +65,22 @@ def _check_param(op: str, name: str, t, x: Tensor, shape: tuple) -> None:
         raise ValueError(f"[{op}] {name} must have shape {tuple(shape)} but has {tuple(t.shape)}")
 
 
+def _check_channel_params(op: str, x: Tensor, running_mean, running_var, weight, bias) -> int:
+    """The channel count C of x (N, C, ...) after checking the per-channel tensors (each (C,),
+    x's dtype and device, or None) and that the running statistics come as a pair."""
+    c = x.shape[1]
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        _check_param(op, name, t, x, (c,))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"[{op}] running_mean and running_var must both be given or both None")
+    return c
+
+
 def _wrap(a) -> Optional[Tensor]:
     return None if a is None else Tensor(a)
 
@@ -157,16 +173,7 @@ def batch_norm(
     """
     op = "batch_norm"
     _check_input(op, input, 2)
-    C = input.shape[1]
-    for name, t in (
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("weight", weight),
-        ("bias", bias),
-    ):
-        _check_param(op, name, t, input, (C,))
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"[{op}] running_mean and running_var must both be given or both None")
+    C = _check_channel_params(op, input, running_mean, running_var, weight, bias)
     if not training and running_mean is None:
         raise ValueError(f"[{op}] running_mean and running_var must be given when training=False")
     if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool):
@@ -350,16 +357,7 @@ def instance_norm(
     use_input_stats the running statistics normalize instead (as batch_norm in eval)."""
     op = "instance_norm"
     _check_input(op, input, 3)
-    c = input.shape[1]
-    for name, t in (
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("weight", weight),
-        ("bias", bias),
-    ):
-        _check_param(op, name, t, input, (c,))
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"[{op}] running_mean and running_var must be given together")
+    c = _check_channel_params(op, input, running_mean, running_var, weight, bias)
     if not use_input_stats:
         if running_mean is None:
             raise ValueError(f"[{op}] use_input_stats=False needs running_mean and running_var")
