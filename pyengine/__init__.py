@@ -65,56 +65,13 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .kernels import gemm, gemm_strided_batched  # noqa: E402
 from .ops import *  # noqa: E402,F401,F403
 from .serialization import load, save  # noqa: E402
-from .tensor import (
-    Tensor,
-    arange,
-    as_tensor,
-    empty,
-    empty_like,
-    eye,
-    from_dlpack,
-    from_numpy,
-    full,
-    full_like,
-    linspace,
-    manual_seed,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randint,
-    randn,
-    randn_like,
-    tensor,
-    zeros,
-    zeros_like,
-)
+from .tensor import *  # noqa: E402,F401,F403  (Tensor, the creation functions, manual_seed)
+from .tensor import __all__ as _tensor_all  # noqa: E402
 
 __version__ = _C.__version__
 
 __all__ = [
-    "Tensor",
-    "tensor",
-    "as_tensor",
-    "from_numpy",
-    "from_dlpack",
-    "zeros",
-    "ones",
-    "full",
-    "empty",
-    "arange",
-    "linspace",
-    "eye",
-    "rand",
-    "randn",
-    "randint",
-    "zeros_like",
-    "ones_like",
-    "full_like",
-    "empty_like",
-    "rand_like",
-    "randn_like",
-    "manual_seed",
+    *_tensor_all,
     "float32",
     "float64",
     "float16",
