@@ -36,10 +36,10 @@ _LIMIT = None
 
 def check_numel(op: str, shape, dtype, allocates: bool = True) -> int:
     """The element count of shape. ValueError when its bytes cannot be addressed; MemoryError,
-    before malloc is called, when they exceed this machine's memory and swap (a malloc that
-    fails moves glibc's calling thread to a secondary arena, which would undo the allocator
-    tuning of csrc/core/memory.cpp for the rest of the process). allocates=False (views):
-    only the addressing limit."""
+    before malloc is called, when they exceed this machine's memory and swap (a clear error
+    naming the op rather than an overcommitted block the OOM killer meets later; a malloc that
+    does fail is harmless to the allocator tuning, which keeps one arena). allocates=False
+    (views): only the addressing limit."""
     n = math.prod(int(s) for s in shape)
     nbytes = n * np.dtype(dtype).itemsize
     if nbytes > sys.maxsize:
