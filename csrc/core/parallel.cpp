@@ -36,4 +36,14 @@ bool openmp_enabled() {
 #endif
 }
 
+void team_block(int64_t n, int64_t& begin, int64_t& end) {
+  begin = 0;
+  end = n;
+#ifdef _OPENMP
+  const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
+  begin = n * id / size;
+  end = n * (id + 1) / size;
+#endif
+}
+
 }  // namespace pyengine

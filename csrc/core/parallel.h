@@ -4,9 +4,6 @@
 // num_threads(pyengine::get_num_threads())`.
 #pragma once
 #include <cstdint>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace pyengine {
 int get_num_threads();
@@ -14,14 +11,7 @@ void set_num_threads(int n);  // n >= 1, else ValueError
 bool openmp_enabled();
 
 // [begin, end) of n items for the calling member of the enclosing OpenMP team, in contiguous
-// static blocks (all of [0, n) outside a team).
-inline void team_block(int64_t n, int64_t& begin, int64_t& end) {
-  begin = 0;
-  end = n;
-#ifdef _OPENMP
-  const int64_t id = omp_get_thread_num(), size = omp_get_num_threads();
-  begin = n * id / size;
-  end = n * (id + 1) / size;
-#endif
-}
+// static blocks (all of [0, n) outside a team). Out of line, in a baseline translation unit:
+// the ISA files include this header too (see cpu/isa/rowwise_util.h on the ODR hazard).
+void team_block(int64_t n, int64_t& begin, int64_t& end);
 }  // namespace pyengine
