@@ -663,10 +663,12 @@ struct Flat {
   int64_t blocks;  // ceil(Og / 8)
 };
 
-Flat flat_geo(const ConvParams& p, const Geo& q) {
+// polyphase false: one plane per channel whatever the stride (the pixel tiles read a stride
+// through their output positions).
+Flat flat_geo(const ConvParams& p, const Geo& q, bool polyphase = true) {
   Flat f;
-  f.s0 = p.stride[0];
-  f.s1 = p.stride[1];
+  f.s0 = polyphase ? p.stride[0] : 1;
+  f.s1 = polyphase ? p.stride[1] : 1;
   const int64_t Hp = p.H + p.pad_lo[0] + p.pad_hi[0], Wp = p.W + p.pad_lo[1] + p.pad_hi[1];
   f.Hq = (Hp + f.s0 - 1) / f.s0;
   f.Wq = (Wp + f.s1 - 1) / f.s1;
@@ -747,6 +749,7 @@ struct Phase {
   int64_t cols, tiles;             // rows * Wq flat positions, 48 per tile
   int64_t out0, out_row, out_col;  // output (oh', ow') at out0 + oh'*out_row + ow'*out_col
   int64_t tap0, ntaps;             // its taps: DirectPlan::taps / offs [tap0, tap0 + ntaps)
+  int64_t in_row, in_col;  // output (oh', ow') measures its taps from oh'*in_row + ow'*in_col
 };
 
 struct DirectPlan {
@@ -797,20 +800,29 @@ Phase make_phase(const Flat& f, int64_t rows, int64_t cols_valid, int64_t out0, 
   ph.out_col = out_col;
   ph.tap0 = tap0;
   ph.ntaps = ntaps;
+  ph.in_row = f.Wq;  // unit steps in the flat image
+  ph.in_col = 1;
   return ph;
 }
 
-DirectPlan direct_plan(const ConvParams& p, const Geo& q) {
+// polyphase false (pixel tiles only): a strided conv keeps one plane per channel and its
+// outputs step by the stride through it.
+DirectPlan direct_plan(const ConvParams& p, const Geo& q, bool polyphase = true) {
   DirectPlan plan;
   if (unit(p.idil)) {
     plan.img = p;
-    plan.f = flat_geo(p, q);
+    plan.f = flat_geo(p, q, polyphase);
     for (int64_t kh = 0; kh < p.KH; ++kh)
       for (int64_t kw = 0; kw < p.KW; ++kw) {
         plan.taps.push_back(kh * p.KW + kw);
         plan.offs.push_back(tap_offset(p, plan.f, kh, kw));
       }
-    plan.phases.push_back(make_phase(plan.f, q.OH, q.OW, 0, q.OW, 1, 0, q.KK));
+    Phase ph = make_phase(plan.f, q.OH, q.OW, 0, q.OW, 1, 0, q.KK);
+    if (!polyphase) {
+      ph.in_row = p.stride[0] * plan.f.Wq;
+      ph.in_col = p.stride[1];
+    }
+    plan.phases.push_back(ph);
     return plan;
   }
   const DimPhases h = dim_phases(p.H, q.OH, p.KH, p.idil[0], p.kdil[0], p.pad_lo[0]);
@@ -882,39 +894,131 @@ void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const DirectPla
   }
 }
 
-// y = Wc * x + bias through the direct path; y overwritten.
-void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
-                    const float* w, const float* bias, float* y) {
-  const Geo q = geo(p);
-  const DirectPlan plan = direct_plan(p, q);
-  const Flat& f = plan.f;
-  const float* A = canonical_weight(p, q, w);
-  // Packed weights, phase after phase: [g][block][c][tap of the phase][8] (rows past Og zero);
-  // then initial values [g][block*8].
-  const int64_t igroup = f.blocks * kDirectRows;
+// Valid outputs [k0, k1) of one phase (k = row * cols_valid + column), in tiles of 6 outputs x
+// 64 channels, block after block of channels (a block's packed weights stay in L2 across the
+// tiles). The last tile of the range repeats its last output. wg: the phase's packed weights
+// for this group, [block][c][tap][64].
+void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan& plan,
+                 const Phase& ph, const float* xp, const float* wg, const float* init, float* out,
+                 int64_t k0, int64_t k1) {
+  constexpr int P = conv_detail::kPixelTile;
+  constexpr int64_t B = conv_detail::kPixelBlock;
+  alignas(64) float tile[P * B];
+  const int64_t wblock = q.Cg * ph.ntaps * B;
+  const int64_t* off = plan.offs.data() + ph.tap0;
+  for (int64_t o0 = 0; o0 < q.Og; o0 += B) {
+    const int nv = static_cast<int>(std::min<int64_t>(4, (q.Og - o0 + 15) / 16));
+    const int64_t rows = std::min(B, q.Og - o0);
+    float* ob = out + o0 * q.OHW;
+    for (int64_t k = k0; k < k1; k += P) {
+      const int n = static_cast<int>(std::min<int64_t>(P, k1 - k));
+      const float* xs[P];
+      int64_t dst[P];
+      for (int i = 0; i < P; ++i) {
+        const int64_t kk = k + std::min(i, n - 1);
+        const int64_t r = kk / ph.cols_valid, c = kk % ph.cols_valid;
+        xs[i] = xp + r * ph.in_row + c * ph.in_col;
+        dst[i] = ph.out0 + r * ph.out_row + c * ph.out_col;
+      }
+      kern(nv, xs, plan.f.plane, q.Cg, off, static_cast<int>(ph.ntaps), wg + (o0 / B) * wblock,
+           init + o0, tile);
+      for (int64_t o = 0; o < rows; ++o)
+        for (int i = 0; i < n; ++i) ob[o * q.OHW + dst[i]] = tile[i * B + o];
+    }
+  }
+}
+
+// Which tile a direct forward uses: 6 outputs x 64 channels (pixel) when the 48-wide tiles of
+// flat positions would waste much on short rows, else 8 channels x 48 positions (rows).
+// PYENGINE_CONV_PIXEL=0 / 1 forces one (benchmarks, tests).
+conv_detail::PixelTileF32 pixel_kernel(const DirectPlan& plan, const Geo& q) {
+  const auto kern = conv_detail::avx512::pixel_tile_f32();
+  if (const char* e = std::getenv("PYENGINE_CONV_PIXEL"); e != nullptr && e[0] != '\0')
+    return e[0] == '1' ? kern : nullptr;
+  int64_t valid = 0, computed = 0;
+  for (const Phase& ph : plan.phases) {
+    valid += ph.rows * ph.cols_valid;
+    computed += ph.tiles * kDirectCols;
+  }
+  return q.Og >= 32 && 8 * valid < 7 * computed ? kern : nullptr;
+}
+
+// The packed weights of a direct forward, R output channels innermost, phase after phase:
+// [g][block][c][tap of the phase][R] (channels past Og zero); then the initial values
+// [g][blocks * R] (the bias). Read from the stored weight w (flipped or transposed or not).
+struct DirectWeights {
+  int64_t blocks;                    // ceil(Og / R)
+  std::vector<const float*> wphase;  // phase i, group g at wphase[i] + g * blocks * Cg*ntaps*R
+  const float* init;
+};
+
+DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& plan, const float* w,
+                          const float* bias, int64_t R) {
+  DirectWeights dw;
+  dw.blocks = (q.Og + R - 1) / R;
+  const int64_t igroup = dw.blocks * R;
   const int64_t ntaps_all = static_cast<int64_t>(plan.taps.size());
-  const int64_t wall = p.groups * f.blocks * q.Cg * ntaps_all * kDirectRows;
+  const int64_t wall = p.groups * igroup * q.Cg * ntaps_all;
   float* wp = t_direct.get<float>(wall + p.groups * igroup);
   float* init = wp + wall;
-  std::vector<const float*> wphase;  // phase ph, group g at wphase[ph] + g * (its group size)
+  std::vector<float*> dst;  // phase i's packed weights
   float* d0 = wp;
   for (const Phase& ph : plan.phases) {
-    wphase.push_back(d0);
-    const int64_t ck = q.Cg * ph.ntaps;
-    for (int64_t g = 0; g < p.groups; ++g)
-      for (int64_t o = 0; o < igroup; ++o) {
-        const bool real = o < q.Og;
-        float* d = d0 + (g * f.blocks + o / kDirectRows) * ck * kDirectRows + o % kDirectRows;
-        const float* s = real ? A + (g * q.Og + o) * q.CKK : nullptr;
+    dst.push_back(d0);
+    dw.wphase.push_back(d0);
+    d0 += p.groups * igroup * q.Cg * ph.ntaps;
+  }
+  // Wc(g, o, c, tap) = w[g * Og*CKK + o*so + c*sc + stored tap] (a flip reverses the taps).
+  const int64_t so = p.wtrans ? q.KK : q.CKK, sc = p.wtrans ? q.Og * q.KK : q.KK;
+  std::vector<int64_t> tapk(plan.taps.size());
+  for (size_t t = 0; t < tapk.size(); ++t)
+    tapk[t] = p.flip ? q.KK - 1 - plan.taps[t] : plan.taps[t];
+  // One (phase, group, block) per task, walking the stored weight along its rows: output
+  // channel innermost for a transposed weight, taps innermost otherwise.
+  const int64_t nph = static_cast<int64_t>(plan.phases.size());
+  const int64_t tasks = nph * p.groups * dw.blocks;
+  const int nt = inner_threads(1, wall);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t i = task / (p.groups * dw.blocks);
+    const Phase& ph = plan.phases[i];
+    const int64_t g = task / dw.blocks % p.groups, b = task % dw.blocks;
+    const int64_t ntp = ph.ntaps, ck = q.Cg * ntp;
+    float* d = dst[i] + (g * dw.blocks + b) * ck * R;
+    const int64_t* tk = tapk.data() + ph.tap0;
+    const float* wb = w + g * q.Og * q.CKK + b * R * so;
+    const int64_t rows = std::min(R, q.Og - b * R);
+    if (p.wtrans) {
+      for (int64_t c = 0; c < q.Cg; ++c)
+        for (int64_t t = 0; t < ntp; ++t) {
+          const float* s = wb + c * sc + tk[t];
+          float* dk = d + (c * ntp + t) * R;
+          for (int64_t o = 0; o < rows; ++o) dk[o] = s[o * so];
+        }
+    } else {
+      for (int64_t o = 0; o < rows; ++o)
         for (int64_t c = 0; c < q.Cg; ++c)
-          for (int64_t t = 0; t < ph.ntaps; ++t)
-            d[(c * ph.ntaps + t) * kDirectRows] = real ? s[c * q.KK + plan.taps[ph.tap0 + t]] : 0;
-      }
-    d0 += p.groups * f.blocks * ck * kDirectRows;
+          for (int64_t t = 0; t < ntp; ++t) d[(c * ntp + t) * R + o] = wb[o * so + c * sc + tk[t]];
+    }
+    for (int64_t k = 0; k < ck && rows < R; ++k) std::fill(d + k * R + rows, d + (k + 1) * R, 0.0f);
   }
   for (int64_t g = 0; g < p.groups; ++g)
     for (int64_t o = 0; o < igroup; ++o)
       init[g * igroup + o] = o < q.Og && bias != nullptr ? bias[g * q.Og + o] : 0.0f;
+  dw.init = init;
+  return dw;
+}
+
+// y = Wc * x + bias through the direct path; y overwritten.
+void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
+                    const float* w, const float* bias, float* y) {
+  const Geo q = geo(p);
+  const auto pkern = pixel_kernel(direct_plan(p, q), q);
+  const DirectPlan plan = direct_plan(p, q, pkern == nullptr);
+  const Flat& f = plan.f;
+  const int64_t R = pkern != nullptr ? conv_detail::kPixelBlock : kDirectRows;
+  const DirectWeights dw = pack_direct(p, q, plan, w, bias, R);
+  const int64_t igroup = dw.blocks * R;
 
   // Outputs no phase reaches (an input-dilated conv with a kernel too short for some phase)
   // hold the bias.
@@ -936,11 +1040,21 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
   auto run_item = [&](int64_t item, const float* xp, int member, int members) {
     const int64_t n = item / p.groups, g = item % p.groups;
     float* out = y + (n * p.O + g * q.Og) * q.OHW;
+    const float* init = dw.init + g * igroup;
     for (size_t i = 0; i < plan.phases.size(); ++i) {
       const Phase& ph = plan.phases[i];
-      const float* wg = wphase[i] + g * f.blocks * q.Cg * ph.ntaps * kDirectRows;
-      direct_tiles(kern, q, plan, ph, xp, wg, init + g * igroup, out, ph.tiles * member / members,
-                   ph.tiles * (member + 1) / members);
+      const float* wg = dw.wphase[i] + g * igroup * q.Cg * ph.ntaps;
+      if (pkern != nullptr) {
+        const int64_t tiles =
+            (ph.rows * ph.cols_valid + conv_detail::kPixelTile - 1) / conv_detail::kPixelTile;
+        const int64_t k0 = tiles * member / members * conv_detail::kPixelTile;
+        const int64_t k1 = std::min(ph.rows * ph.cols_valid,
+                                    tiles * (member + 1) / members * conv_detail::kPixelTile);
+        pixel_tiles(pkern, q, plan, ph, xp, wg, init, out, k0, k1);
+      } else {
+        direct_tiles(kern, q, plan, ph, xp, wg, init, out, ph.tiles * member / members,
+                     ph.tiles * (member + 1) / members);
+      }
     }
   };
   auto image = [&](int64_t item) {
@@ -1009,7 +1123,8 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
                         const float* gy, float* gw) {
   constexpr int P = conv_detail::kGradWeightPairs;
   const Geo q = geo(p);
-  const Flat f = flat_geo(p, q);
+  const Flat f = flat_geo(p, q, false);  // one plane per channel: a stride is a step
+  const int64_t xrow = p.stride[0] * f.Wq, xcol = p.stride[1];
   const int64_t ldo = (q.Og + 15) / 16 * 16;
   const int64_t pblocks = (q.CKK + P - 1) / P;
   const int64_t accg = pblocks * P * ldo;  // one group's partial sums
@@ -1044,9 +1159,9 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
             const float* xs[P];
             for (int i = 0; i < P; ++i) {  // pairs past CKK repeat the last (rows of padding)
               const int64_t pair = std::min(b * P + i, q.CKK - 1);
-              xs[i] = xp + (pair / q.KK) * f.plane + off[pair % q.KK] + r0 * f.Wq;
+              xs[i] = xp + (pair / q.KK) * f.plane + off[pair % q.KK] + r0 * xrow;
             }
-            kern(nv, xs, f.Wq, gt + (o0 / 64) * q.OHW * 64 + r0 * q.OW * 64, 64, rows, q.OW,
+            kern(nv, xs, xrow, xcol, gt + (o0 / 64) * q.OHW * 64 + r0 * q.OW * 64, 64, rows, q.OW,
                  a + b * P * ldo + o0, ldo);
           }
         }
@@ -1088,12 +1203,16 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
     return s;
   };
   if (!p.flip && !p.wtrans) {
-    for (int64_t g = 0; g < p.groups; ++g)
-      for (int64_t k0 = 0; k0 < q.CKK; k0 += 16)
-        for (int64_t o = 0; o < q.Og; ++o) {
-          float* d = gw + (g * q.Og + o) * q.CKK;
-          for (int64_t k = k0; k < std::min(k0 + 16, q.CKK); ++k) d[k] = sum_at(g, k, o);
-        }
+    const int64_t kblocks = (q.CKK + 15) / 16;
+    const int nt = inner_threads(1, team * p.groups * pblocks * P * ldo);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t task = 0; task < p.groups * kblocks; ++task) {
+      const int64_t g = task / kblocks, k0 = task % kblocks * 16;
+      for (int64_t o = 0; o < q.Og; ++o) {
+        float* d = gw + (g * q.Og + o) * q.CKK;
+        for (int64_t k = k0; k < std::min(k0 + 16, q.CKK); ++k) d[k] = sum_at(g, k, o);
+      }
+    }
     return;
   }
   for_weight_tiles(p, q, [&](int64_t g, int64_t o, int64_t c) {

@@ -47,10 +47,50 @@ void direct_tile(int nv, const float* x, int64_t plane, int64_t C, const int64_t
   }
 }
 
+// Per (channel, tap): nv weight loads and 6 input broadcasts feed 6*nv FMAs.
+template <int NV>
+void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
+                   const float* w, const float* init, float* out) {
+  constexpr int P = kPixelTile;
+  __m512 a[P][NV];
+  for (int j = 0; j < NV; ++j) {
+    const __m512 v = _mm512_loadu_ps(init + 16 * j);
+    for (int i = 0; i < P; ++i) a[i][j] = v;
+  }
+  const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
+  for (int64_t c = 0; c < C; ++c) {
+    const float* wc = w + c * ntaps * kPixelBlock;
+    const int64_t base = c * plane;
+    for (int t = 0; t < ntaps; ++t) {
+      const int64_t k = base + off[t];
+      const float* wt = wc + t * kPixelBlock;
+      __m512 v[NV];
+      for (int j = 0; j < NV; ++j) v[j] = _mm512_load_ps(wt + 16 * j);
+      const float xs[P] = {x0[k], x1[k], x2[k], x3[k], x4[k], x5[k]};
+      for (int i = 0; i < P; ++i) {
+        const __m512 b = _mm512_set1_ps(xs[i]);
+        for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(b, v[j], a[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_store_ps(out + i * kPixelBlock + 16 * j, a[i][j]);
+}
+
+void pixel_tile(int nv, const float* const* x, int64_t plane, int64_t C, const int64_t* off,
+                int ntaps, const float* w, const float* init, float* out) {
+  switch (nv) {
+    case 1: return pixel_tile_nv<1>(x, plane, C, off, ntaps, w, init, out);
+    case 2: return pixel_tile_nv<2>(x, plane, C, off, ntaps, w, init, out);
+    case 3: return pixel_tile_nv<3>(x, plane, C, off, ntaps, w, init, out);
+    default: return pixel_tile_nv<4>(x, plane, C, off, ntaps, w, init, out);
+  }
+}
+
 // Per output position: nv loads of the gradient row and 6 broadcasts of inputs feed 6*nv FMAs.
 template <int NV>
-void grad_weight_tile_nv(const float* const* x, int64_t Wq, const float* g, int64_t ldg,
-                         int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
+void grad_weight_tile_nv(const float* const* x, int64_t xrow, int64_t xcol, const float* g,
+                         int64_t ldg, int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
   constexpr int P = kGradWeightPairs;
   __m512 a[P][NV];
   for (int i = 0; i < P; ++i)
@@ -58,12 +98,11 @@ void grad_weight_tile_nv(const float* const* x, int64_t Wq, const float* g, int6
   const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
   for (int64_t r = 0; r < rows; ++r) {
     const float* gr = g + r * OW * ldg;
-    const int64_t xr = r * Wq;
-    for (int64_t ow = 0; ow < OW; ++ow) {
+    int64_t k = r * xrow;
+    for (int64_t ow = 0; ow < OW; ++ow, k += xcol) {
       const float* gk = gr + ow * ldg;
       __m512 v[NV];
       for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(gk + 16 * j);
-      const int64_t k = xr + ow;
       const float xs[P] = {x0[k], x1[k], x2[k], x3[k], x4[k], x5[k]};
       for (int i = 0; i < P; ++i) {
         const __m512 b = _mm512_set1_ps(xs[i]);
@@ -75,19 +114,20 @@ void grad_weight_tile_nv(const float* const* x, int64_t Wq, const float* g, int6
     for (int j = 0; j < NV; ++j) _mm512_storeu_ps(acc + i * ldacc + 16 * j, a[i][j]);
 }
 
-void grad_weight_tile(int nv, const float* const* x, int64_t Wq, const float* g, int64_t ldg,
-                      int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
+void grad_weight_tile(int nv, const float* const* x, int64_t xrow, int64_t xcol, const float* g,
+                      int64_t ldg, int64_t rows, int64_t OW, float* acc, int64_t ldacc) {
   switch (nv) {
-    case 1: return grad_weight_tile_nv<1>(x, Wq, g, ldg, rows, OW, acc, ldacc);
-    case 2: return grad_weight_tile_nv<2>(x, Wq, g, ldg, rows, OW, acc, ldacc);
-    case 3: return grad_weight_tile_nv<3>(x, Wq, g, ldg, rows, OW, acc, ldacc);
-    default: return grad_weight_tile_nv<4>(x, Wq, g, ldg, rows, OW, acc, ldacc);
+    case 1: return grad_weight_tile_nv<1>(x, xrow, xcol, g, ldg, rows, OW, acc, ldacc);
+    case 2: return grad_weight_tile_nv<2>(x, xrow, xcol, g, ldg, rows, OW, acc, ldacc);
+    case 3: return grad_weight_tile_nv<3>(x, xrow, xcol, g, ldg, rows, OW, acc, ldacc);
+    default: return grad_weight_tile_nv<4>(x, xrow, xcol, g, ldg, rows, OW, acc, ldacc);
   }
 }
 
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
+PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 
 }  // namespace pyengine::cpu::conv_detail
@@ -96,6 +136,7 @@ GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 
 namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
+PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 

@@ -32,16 +32,31 @@ using DirectTileF32 = void (*)(int nv, const float* x, int64_t plane, int64_t C,
 
 // Grad-weight of the same layout, vectorized over output channels. One tile is 6 (channel,
 // tap) pairs x 16*nv output channels, accumulated into acc (row i at acc + i*ldacc):
-//   acc[i][o] += sum_{r < rows, ow < OW} x[i][r*Wq + ow] * g[(r*OW + ow)*ldg + o],  o < 16*nv
-// x[i]: where pair i's tap reads for the first output of the chunk (flat layout above);
-// g: the output gradient transposed to (position, channel), ldg apart; nv in 1..4.
+//   acc[i][o] += sum_{r < rows, ow < OW} x[i][r*xrow + ow*xcol] * g[(r*OW + ow)*ldg + o]
+// for o < 16*nv. x[i]: where pair i's tap reads for the first output of the chunk in a flat
+// padded image of one plane per channel (the inputs are broadcast one at a time, so a stride
+// is a step xcol, not a phase plane); g: the output gradient transposed to (position,
+// channel), ldg apart; nv in 1..4.
 constexpr int kGradWeightPairs = 6;
-using GradWeightTileF32 = void (*)(int nv, const float* const* x, int64_t Wq, const float* g,
-                                   int64_t ldg, int64_t rows, int64_t OW, float* acc,
-                                   int64_t ldacc);
+using GradWeightTileF32 = void (*)(int nv, const float* const* x, int64_t xrow, int64_t xcol,
+                                   const float* g, int64_t ldg, int64_t rows, int64_t OW,
+                                   float* acc, int64_t ldacc);
+
+// The same sum vectorized over output channels instead, for images whose rows are too short
+// for 48-wide tiles of flat positions (every computed output is a wanted one). One tile is 6
+// outputs x 16*nv output channels, p < 6, o < 16*nv, row p at out + p*64, overwritten:
+//   out[p][o] = init[o] + sum_{c < C, t < ntaps} x[p][c*plane + off[t]] * w[(c*ntaps + t)*64 + o]
+// x[p]: where output p's taps are measured from (its flat position in the image); w: packed
+// weights, 64 output channels innermost; nv in 1..4.
+constexpr int kPixelTile = 6;
+constexpr int kPixelBlock = 64;
+using PixelTileF32 = void (*)(int nv, const float* const* x, int64_t plane, int64_t C,
+                              const int64_t* off, int ntaps, const float* w, const float* init,
+                              float* out);
 
 namespace avx512 {
 DirectTileF32 direct_tile_f32();           // null when built without AVX-512
+PixelTileF32 pixel_tile_f32();             // null when built without AVX-512
 GradWeightTileF32 grad_weight_tile_f32();  // null when built without AVX-512
 }  // namespace avx512
 
