@@ -306,11 +306,12 @@ def test_conv_general(geo, dtype):
     )
 
 
-# The direct float32 path (AVX-512: flat padded polyphase images, 8 x 48 output tiles) takes
-# convs with >= 8 output channels per group and no input dilation; its grad-input (the adjoint,
-# stride 1) takes it when there are >= 8 input channels per group. Output channel counts that
-# are not multiples of 8, tiles that straddle rows and images, strides 1-3, dilation, groups,
-# cropping pads, and both threading modes (one image per thread; one image split over tiles).
+# The direct float32 path (AVX-512: flat padded images, tiles of 8 channels x 48 positions or
+# of 6 positions x 64 channels) takes convs with >= 8 output channels per group and no input
+# dilation; its grad-input (the adjoint, stride 1) takes it when there are >= 8 input channels
+# per group. Output channel counts that are not multiples of 8 or 16 or 64, tiles that straddle
+# rows and images, strides 1-3, dilation, groups, cropping pads, both threading modes (one
+# image per thread; one image split over tiles), and each tile forced as well as chosen.
 DIRECT = [
     # N, C, O, H, W, kh, kw, extra kwargs of conv_general
     (2, 8, 8, 7, 9, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
@@ -338,11 +339,16 @@ DIRECT = [
         dict(input_dilation=(2, 2), dilation=(2, 1), pad_lo=(1, 2), pad_hi=(3, 1)),
     ),
     (2, 16, 8, 4, 5, 3, 3, dict(input_dilation=(2, 2), pad_lo=(-1, 1), pad_hi=(1, 0), groups=2)),
+    (2, 8, 70, 6, 7, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # 64 + 6 channels
+    (1, 16, 40, 9, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
+    (2, 12, 36, 5, 4, 3, 3, dict(input_dilation=(2, 2), pad_lo=(1, 1), pad_hi=(2, 2))),
 ]
 
 
+@pytest.mark.parametrize("tile", ["", "0", "1"], ids=["chosen", "rows", "pixels"])
 @pytest.mark.parametrize("case", DIRECT, ids=str)
-def test_conv_direct_path(cpu_isa, num_threads, case):
+def test_conv_direct_path(cpu_isa, num_threads, case, tile, monkeypatch):
+    monkeypatch.setenv("PYENGINE_CONV_PIXEL", tile)  # "0": 8 x 48 tiles, "1": 6 x 64
     n, c, o, h, w, kh, kw, geo = case
     groups = geo.get("groups", 1)
     check_op(
