@@ -628,7 +628,20 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
               q.CKK);
     }
   });
-  // Sum the members' partials (in member order) into the stored layout.
+  // Sum the members' partials (in member order) into the stored layout: in parallel and
+  // element by element when it is the partials' layout (serial, this was a quarter of a 1x1
+  // 256->256 14x14 grad-weight on 2 threads).
+  if (!p.flip && !p.wtrans) {
+    const int nt = inner_threads(1, team * wsize);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i0 = 0; i0 < wsize; i0 += 4096)
+      for (int64_t i = i0; i < std::min(wsize, i0 + 4096); ++i) {
+        T s = acc[i];
+        for (int m = 1; m < team; ++m) s += acc[m * wsize + i];
+        gw[i] = s;
+      }
+    return;
+  }
   for_weight_tiles(p, q, [&](int64_t g, int64_t o, int64_t c) {
     const T* a = acc + ((g * q.Og + o) * q.Cg + c) * q.KK;
     for (int64_t kh = 0; kh < p.KH; ++kh)
@@ -928,19 +941,17 @@ void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan&
   }
 }
 
-// Which tile a direct forward uses: 6 outputs x 64 channels (pixel) when the 48-wide tiles of
-// flat positions would waste much on short rows, else 8 channels x 48 positions (rows).
+// Which tile a direct forward uses: 6 outputs x 64 channels (pixels) with at least 48 output
+// channels per group, else 8 channels x 48 flat positions (rows). Measured on Zen 5, 2 threads,
+// 8 images, 3x3, GFLOP/s pixels / rows: 64->64 56x56 1.01, 128->128 28x28 1.05, 256->256 14x14
+// 1.09, 512->512 7x7 1.11, stride 2 1.13-1.16 (no phase planes, no padded columns); but 32->32
+// 56x56 0.93, 16->16 112x112 0.70 (a tile of 16 or 32 channels feeds too few FMAs per load).
 // PYENGINE_CONV_PIXEL=0 / 1 forces one (benchmarks, tests).
-conv_detail::PixelTileF32 pixel_kernel(const DirectPlan& plan, const Geo& q) {
+conv_detail::PixelTileF32 pixel_kernel(const Geo& q) {
   const auto kern = conv_detail::avx512::pixel_tile_f32();
   if (const char* e = std::getenv("PYENGINE_CONV_PIXEL"); e != nullptr && e[0] != '\0')
     return e[0] == '1' ? kern : nullptr;
-  int64_t valid = 0, computed = 0;
-  for (const Phase& ph : plan.phases) {
-    valid += ph.rows * ph.cols_valid;
-    computed += ph.tiles * kDirectCols;
-  }
-  return q.Og >= 32 && 8 * valid < 7 * computed ? kern : nullptr;
+  return q.Og >= 48 ? kern : nullptr;
 }
 
 // The packed weights of a direct forward, R output channels innermost, phase after phase:
@@ -1013,7 +1024,7 @@ DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& p
 void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
                     const float* w, const float* bias, float* y) {
   const Geo q = geo(p);
-  const auto pkern = pixel_kernel(direct_plan(p, q), q);
+  const auto pkern = pixel_kernel(q);
   const DirectPlan plan = direct_plan(p, q, pkern == nullptr);
   const Flat& f = plan.f;
   const int64_t R = pkern != nullptr ? conv_detail::kPixelBlock : kDirectRows;
