@@ -1104,26 +1104,6 @@ bool direct_grad_weight_pays(const ConvParams& p) {
   return direct_kernel(p) != nullptr && unit(p.idil) && p.C / p.groups >= 8;
 }
 
-// gt = the item's output gradient g (Og x OHW) transposed to (position, channel), in tiles of
-// 64 channels: tile j holds channels [64j, 64j + 64) as OHW rows of 64 (channels past Og zero),
-// so the grad-weight kernel streams one tile contiguously; overwritten.
-void transpose_grad(const float* g, int64_t Og, int64_t OHW, float* gt) {
-  constexpr int64_t kBlock = 64;
-  for (int64_t o0 = 0; o0 < Og; o0 += 64) {
-    float* tile = gt + (o0 / 64) * OHW * 64;
-    const int64_t o1 = std::min(Og, o0 + 64);
-    for (int64_t k0 = 0; k0 < OHW; k0 += kBlock) {
-      const int64_t k1 = std::min(OHW, k0 + kBlock);
-      for (int64_t o = o0; o < o1; ++o) {
-        const float* s = g + o * OHW;
-        for (int64_t k = k0; k < k1; ++k) tile[k * 64 + o - o0] = s[k];
-      }
-      for (int64_t k = k0; k < k1; ++k)
-        for (int64_t o = o1 - o0; o < 64; ++o) tile[k * 64 + o] = 0.0f;
-    }
-  }
-}
-
 // gw = sum_n correlations of x[n] with gy[n] through the direct layout, written into the
 // stored layout; gw overwritten. Partial sums are [pair = c*KK + tap][channel] rows, one set
 // per team member, added in member order at the end. Each item's gradient chunk of ~192
@@ -1133,6 +1113,7 @@ thread_local Scratch t_gradt;  // one item's output gradient, (position, channel
 void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p, const float* x,
                         const float* gy, float* gw) {
   constexpr int P = conv_detail::kGradWeightPairs;
+  const auto transpose = conv_detail::avx512::transpose_grad_f32();  // with kern, never null
   const Geo q = geo(p);
   const Flat f = flat_geo(p, q, false);  // one plane per channel: a stride is a step
   const int64_t xrow = p.stride[0] * f.Wq, xcol = p.stride[1];
@@ -1183,7 +1164,7 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
     xp = t_flat.get<float>(pad_elems);
     pad_flat(p, q.Cg, f, x + (n * p.C + g * q.Cg) * q.HW, xp);
     gt = t_gradt.get<float>((q.Og + 63) / 64 * 64 * q.OHW);
-    transpose_grad(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, gt);
+    transpose(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, gt);
   };
   if (team > 1) {  // one item per thread at a time
     for_items(items, team, [&](int64_t item, int member) {

@@ -9,6 +9,8 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace pyengine::cpu::conv_detail {
 namespace {
 
@@ -124,9 +126,56 @@ void grad_weight_tile(int nv, const float* const* x, int64_t xrow, int64_t xcol,
   }
 }
 
+// r[0..15] (16 rows of 16) transposed in registers: r[j] becomes column j. Three rounds of
+// shuffles: pairs of rows within 128-bit lanes, then pairs of pairs, then the four lanes.
+void transpose16(__m512 r[16]) {
+  __m512 a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // b[4i + j] lane L: rows 4i..4i+3 of column 4L + j
+    const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 c0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x88);  // lanes 0, 2
+    const __m512 c1 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xdd);  // lanes 1, 3
+    const __m512 d0 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x88);
+    const __m512 d1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_f32x4(c0, d0, 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(c0, d0, 0xdd);
+    r[4 + j] = _mm512_shuffle_f32x4(c1, d1, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(c1, d1, 0xdd);
+  }
+}
+
+// 16 x 16 blocks: rows past Og and positions past OHW load as zeros (masked); only positions
+// below OHW are stored.
+void transpose_grad(const float* g, int64_t Og, int64_t OHW, float* gt) {
+  for (int64_t o0 = 0; o0 < (Og + 63) / 64 * 64; o0 += 16) {
+    float* tile = gt + (o0 / 64) * OHW * 64 + o0 % 64;
+    for (int64_t k0 = 0; k0 < OHW; k0 += 16) {
+      const int64_t nk = std::min<int64_t>(16, OHW - k0);
+      const __mmask16 m = static_cast<__mmask16>((1u << nk) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] =
+            o0 + i < Og ? _mm512_maskz_loadu_ps(m, g + (o0 + i) * OHW + k0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t k = 0; k < nk; ++k) _mm512_storeu_ps(tile + (k0 + k) * 64, r[k]);
+    }
+  }
+}
+
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
+TransposeGradF32 avx512::transpose_grad_f32() { return &transpose_grad; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 
@@ -137,6 +186,7 @@ GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
 PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
+TransposeGradF32 avx512::transpose_grad_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 
