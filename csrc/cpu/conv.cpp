@@ -909,34 +909,45 @@ void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const DirectPla
 
 // Valid outputs [k0, k1) of one phase (k = row * cols_valid + column), in tiles of 6 outputs x
 // 64 channels, block after block of channels (a block's packed weights stay in L2 across the
-// tiles). The last tile of the range repeats its last output. wg: the phase's packed weights
-// for this group, [block][c][tap][64].
+// tiles). The last tile of the range repeats its last output. When the phase's outputs are
+// consecutive in y (no input dilation), the tiles of 48 outputs are gathered and transposed
+// into y in 16x16 blocks; else each tile is scattered. wg: the phase's packed weights for this
+// group, [block][c][tap][64].
 void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan& plan,
                  const Phase& ph, const float* xp, const float* wg, const float* init, float* out,
                  int64_t k0, int64_t k1) {
   constexpr int P = conv_detail::kPixelTile;
-  constexpr int64_t B = conv_detail::kPixelBlock;
-  alignas(64) float tile[P * B];
+  constexpr int64_t B = conv_detail::kPixelBlock, kStrip = 8 * P;
+  alignas(64) float strip[kStrip * B];
+  const auto transpose = conv_detail::avx512::transpose_f32();
+  const bool consecutive = ph.out_col == 1 && ph.out_row == ph.cols_valid;
   const int64_t wblock = q.Cg * ph.ntaps * B;
   const int64_t* off = plan.offs.data() + ph.tap0;
   for (int64_t o0 = 0; o0 < q.Og; o0 += B) {
     const int nv = static_cast<int>(std::min<int64_t>(4, (q.Og - o0 + 15) / 16));
     const int64_t rows = std::min(B, q.Og - o0);
     float* ob = out + o0 * q.OHW;
-    for (int64_t k = k0; k < k1; k += P) {
-      const int n = static_cast<int>(std::min<int64_t>(P, k1 - k));
-      const float* xs[P];
-      int64_t dst[P];
-      for (int i = 0; i < P; ++i) {
-        const int64_t kk = k + std::min(i, n - 1);
-        const int64_t r = kk / ph.cols_valid, c = kk % ph.cols_valid;
-        xs[i] = xp + r * ph.in_row + c * ph.in_col;
-        dst[i] = ph.out0 + r * ph.out_row + c * ph.out_col;
+    for (int64_t s0 = k0; s0 < k1; s0 += kStrip) {
+      const int64_t s1 = std::min(k1, s0 + kStrip);
+      for (int64_t k = s0; k < s1; k += P) {
+        const int n = static_cast<int>(std::min<int64_t>(P, s1 - k));
+        const float* xs[P];
+        for (int i = 0; i < P; ++i) {
+          const int64_t kk = k + std::min(i, n - 1);
+          xs[i] = xp + kk / ph.cols_valid * ph.in_row + kk % ph.cols_valid * ph.in_col;
+        }
+        float* tile = strip + (k - s0) * B;
+        kern(nv, xs, plan.f.plane, q.Cg, off, static_cast<int>(ph.ntaps), wg + (o0 / B) * wblock,
+             init + o0, tile);
+        if (consecutive) continue;
+        for (int i = 0; i < n; ++i) {
+          const int64_t kk = k + i;
+          float* d =
+              ob + ph.out0 + kk / ph.cols_valid * ph.out_row + kk % ph.cols_valid * ph.out_col;
+          for (int64_t o = 0; o < rows; ++o) d[o * q.OHW] = tile[i * B + o];
+        }
       }
-      kern(nv, xs, plan.f.plane, q.Cg, off, static_cast<int>(ph.ntaps), wg + (o0 / B) * wblock,
-           init + o0, tile);
-      for (int64_t o = 0; o < rows; ++o)
-        for (int i = 0; i < n; ++i) ob[o * q.OHW + dst[i]] = tile[i * B + o];
+      if (consecutive) transpose(strip, B, s1 - s0, rows, ob + ph.out0 + s0, q.OHW, s1 - s0);
     }
   }
 }
@@ -999,6 +1010,10 @@ DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& p
     const int64_t* tk = tapk.data() + ph.tap0;
     const float* wb = w + g * q.Og * q.CKK + b * R * so;
     const int64_t rows = std::min(R, q.Og - b * R);
+    if (!p.wtrans && !p.flip && ntp == q.KK) {  // every tap in order: a plain transpose
+      conv_detail::avx512::transpose_f32()(wb, so, rows, ck, d, R, R);
+      continue;
+    }
     if (p.wtrans) {
       for (int64_t c = 0; c < q.Cg; ++c)
         for (int64_t t = 0; t < ntp; ++t) {
@@ -1113,7 +1128,7 @@ thread_local Scratch t_gradt;  // one item's output gradient, (position, channel
 void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p, const float* x,
                         const float* gy, float* gw) {
   constexpr int P = conv_detail::kGradWeightPairs;
-  const auto transpose = conv_detail::avx512::transpose_grad_f32();  // with kern, never null
+  const auto transpose = conv_detail::avx512::transpose_f32();  // with kern, never null
   const Geo q = geo(p);
   const Flat f = flat_geo(p, q, false);  // one plane per channel: a stride is a step
   const int64_t xrow = p.stride[0] * f.Wq, xcol = p.stride[1];
@@ -1164,7 +1179,12 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
     xp = t_flat.get<float>(pad_elems);
     pad_flat(p, q.Cg, f, x + (n * p.C + g * q.Cg) * q.HW, xp);
     gt = t_gradt.get<float>((q.Og + 63) / 64 * 64 * q.OHW);
-    transpose(gy + (n * p.O + g * q.Og) * q.OHW, q.Og, q.OHW, gt);
+    // (position, channel) in tiles of 64 channels, channels past Og zero: the layout the
+    // kernel streams.
+    const float* gi = gy + (n * p.O + g * q.Og) * q.OHW;
+    for (int64_t o0 = 0; o0 < q.Og; o0 += 64)
+      transpose(gi + o0 * q.OHW, q.OHW, std::min<int64_t>(64, q.Og - o0), q.OHW, gt + o0 * q.OHW,
+                64, 64);
   };
   if (team > 1) {  // one item per thread at a time
     for_items(items, team, [&](int64_t item, int member) {

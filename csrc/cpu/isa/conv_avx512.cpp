@@ -154,20 +154,22 @@ void transpose16(__m512 r[16]) {
   }
 }
 
-// 16 x 16 blocks: rows past Og and positions past OHW load as zeros (masked); only positions
-// below OHW are stored.
-void transpose_grad(const float* g, int64_t Og, int64_t OHW, float* gt) {
-  for (int64_t o0 = 0; o0 < (Og + 63) / 64 * 64; o0 += 16) {
-    float* tile = gt + (o0 / 64) * OHW * 64 + o0 % 64;
-    for (int64_t k0 = 0; k0 < OHW; k0 += 16) {
-      const int64_t nk = std::min<int64_t>(16, OHW - k0);
-      const __mmask16 m = static_cast<__mmask16>((1u << nk) - 1);
+// 16 x 16 blocks; rows past `rows` and columns past `cols` load as zeros (masked), and only
+// columns below `cols` and rows below `rows_out` are stored.
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd,
+               int64_t rows_out) {
+  for (int64_t i0 = 0; i0 < rows_out; i0 += 16) {
+    const int64_t ni = std::min<int64_t>(16, rows_out - i0);
+    const __mmask16 mi = static_cast<__mmask16>((1u << ni) - 1);
+    for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+      const int64_t nj = std::min<int64_t>(16, cols - j0);
+      const __mmask16 mj = static_cast<__mmask16>((1u << nj) - 1);
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
-        r[i] =
-            o0 + i < Og ? _mm512_maskz_loadu_ps(m, g + (o0 + i) * OHW + k0) : _mm512_setzero_ps();
+        r[i] = i0 + i < rows ? _mm512_maskz_loadu_ps(mj, src + (i0 + i) * lds + j0)
+                             : _mm512_setzero_ps();
       transpose16(r);
-      for (int64_t k = 0; k < nk; ++k) _mm512_storeu_ps(tile + (k0 + k) * 64, r[k]);
+      for (int64_t j = 0; j < nj; ++j) _mm512_mask_storeu_ps(dst + (j0 + j) * ldd + i0, mi, r[j]);
     }
   }
 }
@@ -175,7 +177,7 @@ void transpose_grad(const float* g, int64_t Og, int64_t OHW, float* gt) {
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
-TransposeGradF32 avx512::transpose_grad_f32() { return &transpose_grad; }
+TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 
@@ -186,7 +188,7 @@ GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
 PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
-TransposeGradF32 avx512::transpose_grad_f32() { return nullptr; }
+TransposeF32 avx512::transpose_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 

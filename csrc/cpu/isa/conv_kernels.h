@@ -54,16 +54,18 @@ using PixelTileF32 = void (*)(int nv, const float* const* x, int64_t plane, int6
                               const int64_t* off, int ntaps, const float* w, const float* init,
                               float* out);
 
-// gt = g (Og rows of OHW) transposed to (position, channel) in tiles of 64 channels: tile j
-// holds channels [64j, 64j + 64) as OHW rows of 64, channels past Og zero; overwritten. The
-// grad-weight tile above streams one such tile.
-using TransposeGradF32 = void (*)(const float* g, int64_t Og, int64_t OHW, float* gt);
+// A transpose with zero rows added: for j < cols, i < rows_out (rows_out >= rows),
+//   dst[j*ldd + i] = i < rows ? src[i*lds + j] : 0,   overwritten.
+// It turns the output gradient into the grad-weight tile's 64-channel tiles (rows_out 64) and
+// the pixel tiles' (position, channel) outputs back into planes.
+using TransposeF32 = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
+                              int64_t ldd, int64_t rows_out);
 
 namespace avx512 {
 DirectTileF32 direct_tile_f32();           // null when built without AVX-512
 PixelTileF32 pixel_tile_f32();             // null when built without AVX-512
 GradWeightTileF32 grad_weight_tile_f32();  // null when built without AVX-512
-TransposeGradF32 transpose_grad_f32();     // null when built without AVX-512
+TransposeF32 transpose_f32();              // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
