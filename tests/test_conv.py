@@ -342,6 +342,7 @@ DIRECT = [
     (2, 8, 70, 6, 7, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # 64 + 6 channels
     (1, 16, 40, 9, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
     (2, 12, 36, 5, 4, 3, 3, dict(input_dilation=(2, 2), pad_lo=(1, 1), pad_hi=(2, 2))),
+    (1, 100, 50, 5, 6, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # input channels in 2 chunks
 ]
 
 

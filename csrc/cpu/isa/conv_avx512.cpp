@@ -52,13 +52,11 @@ void direct_tile(int nv, const float* x, int64_t plane, int64_t C, const int64_t
 // Per (channel, tap): nv weight loads and 6 input broadcasts feed 6*nv FMAs.
 template <int NV>
 void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
-                   const float* w, const float* init, float* out) {
+                   const float* w, const float* init, int64_t ldinit, float* out) {
   constexpr int P = kPixelTile;
   __m512 a[P][NV];
-  for (int j = 0; j < NV; ++j) {
-    const __m512 v = _mm512_loadu_ps(init + 16 * j);
-    for (int i = 0; i < P; ++i) a[i][j] = v;
-  }
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < NV; ++j) a[i][j] = _mm512_loadu_ps(init + i * ldinit + 16 * j);
   const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
   for (int64_t c = 0; c < C; ++c) {
     const float* wc = w + c * ntaps * kPixelBlock;
@@ -80,12 +78,12 @@ void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_
 }
 
 void pixel_tile(int nv, const float* const* x, int64_t plane, int64_t C, const int64_t* off,
-                int ntaps, const float* w, const float* init, float* out) {
+                int ntaps, const float* w, const float* init, int64_t ldinit, float* out) {
   switch (nv) {
-    case 1: return pixel_tile_nv<1>(x, plane, C, off, ntaps, w, init, out);
-    case 2: return pixel_tile_nv<2>(x, plane, C, off, ntaps, w, init, out);
-    case 3: return pixel_tile_nv<3>(x, plane, C, off, ntaps, w, init, out);
-    default: return pixel_tile_nv<4>(x, plane, C, off, ntaps, w, init, out);
+    case 1: return pixel_tile_nv<1>(x, plane, C, off, ntaps, w, init, ldinit, out);
+    case 2: return pixel_tile_nv<2>(x, plane, C, off, ntaps, w, init, ldinit, out);
+    case 3: return pixel_tile_nv<3>(x, plane, C, off, ntaps, w, init, ldinit, out);
+    default: return pixel_tile_nv<4>(x, plane, C, off, ntaps, w, init, ldinit, out);
   }
 }
 

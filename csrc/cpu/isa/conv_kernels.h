@@ -45,14 +45,16 @@ using GradWeightTileF32 = void (*)(int nv, const float* const* x, int64_t xrow, 
 // The same sum vectorized over output channels instead, for images whose rows are too short
 // for 48-wide tiles of flat positions (every computed output is a wanted one). One tile is 6
 // outputs x 16*nv output channels, p < 6, o < 16*nv, row p at out + p*64, overwritten:
-//   out[p][o] = init[o] + sum_{c < C, t < ntaps} x[p][c*plane + off[t]] * w[(c*ntaps + t)*64 + o]
+//   out[p][o] = init[p*ldinit + o]
+//             + sum_{c < C, t < ntaps} x[p][c*plane + off[t]] * w[(c*ntaps + t)*64 + o]
 // x[p]: where output p's taps are measured from (its flat position in the image); w: packed
-// weights, 64 output channels innermost; nv in 1..4.
+// weights, 64 output channels innermost; init: the bias (ldinit 0) or partial sums (ldinit 64,
+// may be out itself); nv in 1..4.
 constexpr int kPixelTile = 6;
 constexpr int kPixelBlock = 64;
 using PixelTileF32 = void (*)(int nv, const float* const* x, int64_t plane, int64_t C,
                               const int64_t* off, int ntaps, const float* w, const float* init,
-                              float* out);
+                              int64_t ldinit, float* out);
 
 // A transpose with zero rows added: for j < cols, i < rows_out (rows_out >= rows),
 //   dst[j*ldd + i] = i < rows ? src[i*lds + j] : 0,   overwritten.
