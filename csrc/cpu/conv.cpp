@@ -1,7 +1,7 @@
 // The generalized 2-D convolution (contract in cpu/conv.h), built on the CPU GEMM.
 //
-// float32 with AVX-512: direct_forward (flat padded polyphase images, no im2col; see the
-// section "direct convolution" below) takes every forward it can, which includes the
+// float32 with AVX-512: direct_forward (flat padded images, no im2col; see the section
+// "direct convolution" below) takes every forward it can, which includes the
 // grad-input of stride-1 convs. Otherwise three primitives, each a loop over (image, group)
 // pairs around one GEMM:
 //   forward_im2col      y  = Wc * im2col(x)            (any parameters; the path of conv2d)
@@ -655,11 +655,12 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
 }
 
 // ---- direct convolution (float32, AVX-512) ---------------------------------------
-// The microkernel and the flat padded layout are described in cpu/isa/conv_kernels.h. Each
+// The microkernels and the flat padded layout are described in cpu/isa/conv_kernels.h. Each
 // (image, group) is copied once into flat padded planes (about the input's size, so no
-// chunking), the weight is packed once per call as [g][8-channel block][c][tap][8], and the
-// output is made of 8 x 48 tiles scattered into y (the columns past OW dropped). Measured on
-// Zen 5 (8x64->64 56x56 3x3 p1, 2 threads): see bench/RESULTS.md.
+// chunking), the weight is packed once per call as [g][block][c][tap][R] (R = 8 or 64 channels:
+// pixel_kernel picks the tile), and the output is made of 8 x 48 tiles scattered into y (the
+// columns past OW dropped) or of 6 x 64 tiles transposed into it. Measured on Zen 5, 2
+// threads: see pixel_kernel and bench/RESULTS.md.
 thread_local Scratch t_flat;    // flat padded planes of one (image, group)
 thread_local Scratch t_direct;  // packed weights and initial values, by the calling thread
 

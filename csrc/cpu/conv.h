@@ -24,8 +24,8 @@
 //   conv_grad_input   gy (N, O, OH, OW), w                  -> gx (N, C, H, W)
 //   conv_grad_weight  x (N, C, H, W), gy (N, O, OH, OW)      -> gw (w's layout)
 //   conv_grad_bias    gy (N, O, OH, OW)                      -> gb (O)
-// Method: float32 on AVX-512 with >= 8 output channels per group and no input dilation: a
-// direct convolution over flat, padded, polyphase copies of each image (cpu/isa/conv_kernels.h;
+// Method: float32 on AVX-512 with >= 8 output channels per group and not both stride and input
+// dilation: a direct convolution over flat, padded copies of each image (cpu/isa/conv_kernels.h;
 // no im2col). Otherwise im2col onto the GEMM of cpu/gemm.h (1x1, stride 1, unpadded: straight
 // GEMM), or,
 // when idil > 1 and stride == 1 (transposed convs, grad-input of strided convs), the GEMM

@@ -1,4 +1,4 @@
-// Internal: the ISA-specific microkernel of the CPU convolution family (cpu/conv.cpp is the
+// Internal: the ISA-specific microkernels of the CPU convolution family (cpu/conv.cpp is the
 // rest: geometry, padding copies, weight packing, threads).
 //
 // Direct convolution over a "flat" padded image. With the input plane of channel c
@@ -9,7 +9,9 @@
 // im2col copy. Positions with ow >= OW (the Wp - OW columns at the end of each flat row) are
 // computed and thrown away by the caller. A stride s is brought back to this case by storing
 // each channel as s0*s1 phase planes (padded element (r, v) in phase (r % s0, v % s1) at
-// (r / s0, v / s1)): a tap then reads one phase plane at unit stride.
+// (r / s0, v / s1)): a tap then reads one phase plane at unit stride. The pixel tile (below)
+// broadcasts its inputs one at a time, so it keeps one plane per channel and steps by the
+// stride instead.
 //
 // Only plain types and declarations here: the kernels live in anonymous namespaces of their
 // ISA files (no inline code compiled with wide-ISA flags may reach a baseline caller).
