@@ -18,7 +18,7 @@ LIBS = ["pyengine"] + (["torch"] if optional_torch() is not None else [])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("lib", LIBS)
 def bench_activation(benchmark, case, lib):
-    name, approximate, shape, backward = case
+    name, kind, shape, backward = case
     benchmark.group = name
-    fn = _fns(approximate, shape, backward, lib, optional_torch(), np.random.default_rng(0))
+    fn = _fns(kind, shape, backward, lib, optional_torch(), np.random.default_rng(0))
     benchmark(fn)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from helpers import assert_close, avoiding, check_op, uniform
@@ -181,6 +183,49 @@ def test_erf_kernel_float32_within_3_ulp_on_every_isa(cpu_isa):
     assert np.isnan(y[0])
     np.testing.assert_array_equal(y[1:], [1.0, -1.0, 0.0, -0.0, 1.0, -1.0])
     assert np.signbit(y[4]) and not np.signbit(y[3])
+
+
+def _sigmoid64(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@pytest.mark.parametrize("lim", [10.0, 120.0], ids=["near0", "far"])
+def test_gelu_tanh_and_silu_kernels_float32_on_every_isa(cpu_isa, lim):
+    """The fused tanh GELU and SiLU and their backwards against float64 NumPy formulas written
+    from the definitions (tanh form; x / (1 + exp(-x))), over [-lim, lim] (far: exp down to the
+    subnormal range) and special values."""
+    from pyengine import _C
+
+    x = np.linspace(-lim, lim, 100_001).astype(np.float32)
+    g = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    xd = x.astype(np.float64)
+    # 0.5 (1 + tanh(u)) = sigmoid(2u) and 1 - tanh(u)^2 = 4 sigmoid(2u) sigmoid(-2u): the same
+    # functions without the cancellation 1 + tanh(u) has in float64 for u below -19.
+    k, a = math.sqrt(2 / math.pi), 0.044715
+    u = k * (xd + a * xd**3)
+    gelu = xd * _sigmoid64(2 * u)
+    du = k * (1 + 3 * a * xd * xd)
+    dgelu = _sigmoid64(2 * u) + 2 * xd * _sigmoid64(2 * u) * _sigmoid64(-2 * u) * du
+    s = _sigmoid64(xd)
+    # exp(z) has condition number |z|: the float32 argument's rounding (z up to ~100 here)
+    # alone costs 100 * 2^-24 = 6e-6 relative, in any float32 implementation.
+    tol = dict(rtol=2e-5, atol=1e-30)
+    np.testing.assert_allclose(_C.gelu_tanh(x), gelu, **tol)
+    np.testing.assert_allclose(_C.gelu_tanh_backward(x, g), g * dgelu, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(_C.silu(x), xd * s, **tol)
+    dsilu = s + xd * s * _sigmoid64(-xd)  # crosses 0 near x = -1.28: absolute error there
+    np.testing.assert_allclose(_C.silu_backward(x, g), g * dsilu, rtol=2e-5, atol=1e-7)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    ones = np.ones(5, np.float32)
+    for fwd, bwd in ((_C.gelu_tanh, _C.gelu_tanh_backward), (_C.silu, _C.silu_backward)):
+        y, d = fwd(special), bwd(special, ones)
+        # forward at -inf: -inf * sigmoid(-inf) = -inf * 0 is NaN in IEEE arithmetic, as in
+        # torch's formulas; the backwards give the derivative's limits 1 and 0 at +-inf
+        assert np.isnan(y[0]) and y[1] == np.inf and np.isnan(y[2]) and (y[3:] == 0).all()
+        np.testing.assert_array_equal(d, [np.nan, 1.0, 0.0, 0.5, 0.5])
+        huge = np.array([3e19, -3e19], np.float32)  # u' overflows: still the limits
+        np.testing.assert_array_equal(bwd(huge, np.ones(2, np.float32)), [1.0, 0.0])
 
 
 def test_gelu_kernels_float32_on_every_isa(cpu_isa):

@@ -1,5 +1,5 @@
-// Bindings of the activation helpers (cpu/activation.h): erf and the exact GELU with its
-// backward, on C-contiguous float arrays.
+// Bindings of the activation helpers (cpu/activation.h): erf, and GELU (exact and tanh) and
+// SiLU with their backwards, on C-contiguous float arrays.
 #include "cpu/activation.h"
 
 #include <pybind11/numpy.h>
@@ -16,25 +16,6 @@ using namespace pyengine::bind;
 
 namespace {
 
-py::array erf_array(const py::array& x) {
-  check_float("erf", "input", x);
-  PE_CHECK(x.flags() & py::array::c_style, "erf", "input must be C-contiguous");
-  py::array y(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-  const int64_t n = x.size();
-  if (is_f32(x)) {
-    const float* xp = static_cast<const float*>(x.data());
-    float* yp = static_cast<float*>(y.mutable_data());
-    py::gil_scoped_release nogil;
-    pyengine::cpu::erf<float>(n, xp, yp);
-  } else {
-    const double* xp = static_cast<const double*>(x.data());
-    double* yp = static_cast<double*>(y.mutable_data());
-    py::gil_scoped_release nogil;
-    pyengine::cpu::erf<double>(n, xp, yp);
-  }
-  return y;
-}
-
 // The C-contiguous float array x of op, and a new array of its shape and dtype.
 py::array like(const char* op, const py::array& x) {
   check_float(op, "input", x);
@@ -42,51 +23,87 @@ py::array like(const char* op, const py::array& x) {
   return py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
 }
 
-template <typename T>
-void gelu_typed(const py::array& x, py::array& y) {
-  const T* xp = static_cast<const T*>(x.data());
-  T* yp = static_cast<T*>(y.mutable_data());
-  py::gil_scoped_release nogil;
-  pyengine::cpu::gelu<T>(x.size(), xp, yp);
-}
-
-py::array gelu_array(const py::array& x) {
-  py::array y = like("gelu", x);
-  if (is_f32(x))
-    gelu_typed<float>(x, y);
-  else
-    gelu_typed<double>(x, y);
+// y = f(x) elementwise, the float32 or float64 instantiation of f.
+template <typename F>
+py::array unary(const char* op, const py::array& x, F&& f) {
+  py::array y = like(op, x);
+  const int64_t n = x.size();
+  if (is_f32(x)) {
+    const float* xp = static_cast<const float*>(x.data());
+    float* yp = static_cast<float*>(y.mutable_data());
+    py::gil_scoped_release nogil;
+    f(n, xp, yp);
+  } else {
+    const double* xp = static_cast<const double*>(x.data());
+    double* yp = static_cast<double*>(y.mutable_data());
+    py::gil_scoped_release nogil;
+    f(n, xp, yp);
+  }
   return y;
 }
 
-template <typename T>
-void gelu_backward_typed(const py::array& x, const py::array& g, py::array& dx) {
-  const T* xp = static_cast<const T*>(x.data());
-  const T* gp = static_cast<const T*>(g.data());
-  T* dp = static_cast<T*>(dx.mutable_data());
-  py::gil_scoped_release nogil;
-  pyengine::cpu::gelu_backward<T>(x.size(), xp, gp, dp);
-}
-
-py::array gelu_backward_array(const py::array& x, const py::array& g) {
-  py::array dx = like("gelu", x);
-  check_float("gelu", "grad", g);
-  PE_CHECK(g.flags() & py::array::c_style, "gelu", "grad must be C-contiguous");
-  PE_CHECK(g.dtype().is(x.dtype()), "gelu", "grad and input dtypes differ");
-  PE_CHECK(g.ndim() == x.ndim() && std::equal(x.shape(), x.shape() + x.ndim(), g.shape()), "gelu",
+// dx = f(x, g) elementwise, g of x's dtype and shape.
+template <typename F>
+py::array unary_backward(const char* op, const py::array& x, const py::array& g, F&& f) {
+  py::array dx = like(op, x);
+  check_float(op, "grad", g);
+  PE_CHECK(g.flags() & py::array::c_style, op, "grad must be C-contiguous");
+  PE_CHECK(g.dtype().is(x.dtype()), op, "grad and input dtypes differ");
+  PE_CHECK(g.ndim() == x.ndim() && std::equal(x.shape(), x.shape() + x.ndim(), g.shape()), op,
            "grad and input shapes differ");
-  if (is_f32(x))
-    gelu_backward_typed<float>(x, g, dx);
-  else
-    gelu_backward_typed<double>(x, g, dx);
+  const int64_t n = x.size();
+  if (is_f32(x)) {
+    const float* xp = static_cast<const float*>(x.data());
+    const float* gp = static_cast<const float*>(g.data());
+    float* dp = static_cast<float*>(dx.mutable_data());
+    py::gil_scoped_release nogil;
+    f(n, xp, gp, dp);
+  } else {
+    const double* xp = static_cast<const double*>(x.data());
+    const double* gp = static_cast<const double*>(g.data());
+    double* dp = static_cast<double*>(dx.mutable_data());
+    py::gil_scoped_release nogil;
+    f(n, xp, gp, dp);
+  }
   return dx;
 }
+
+// Generic lambdas: each call instantiates the float and the double kernel.
+#define PE_UNARY(fn) [](int64_t n, const auto* x, auto* y) { pyengine::cpu::fn(n, x, y); }
+#define PE_UNARY_BACKWARD(fn) \
+  [](int64_t n, const auto* x, const auto* g, auto* dx) { pyengine::cpu::fn(n, x, g, dx); }
 
 }  // namespace
 
 void pyengine::bind::register_activation(py::module_& m) {
-  m.def("erf", &erf_array, py::arg("input"), "Elementwise erf of a C-contiguous float array.");
-  m.def("gelu", &gelu_array, py::arg("input"), "Exact GELU, x * Phi(x), elementwise.");
-  m.def("gelu_backward", &gelu_backward_array, py::arg("input"), py::arg("grad"),
-        "grad * GELU'(input), elementwise.");
+  m.def(
+      "erf", [](const py::array& x) { return unary("erf", x, PE_UNARY(erf)); }, py::arg("input"),
+      "Elementwise erf of a C-contiguous float array.");
+  m.def(
+      "gelu", [](const py::array& x) { return unary("gelu", x, PE_UNARY(gelu)); }, py::arg("input"),
+      "Exact GELU, x * Phi(x), elementwise.");
+  m.def(
+      "gelu_backward",
+      [](const py::array& x, const py::array& g) {
+        return unary_backward("gelu", x, g, PE_UNARY_BACKWARD(gelu_backward));
+      },
+      py::arg("input"), py::arg("grad"), "grad * GELU'(input), elementwise.");
+  m.def(
+      "gelu_tanh", [](const py::array& x) { return unary("gelu", x, PE_UNARY(gelu_tanh)); },
+      py::arg("input"), "tanh GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).");
+  m.def(
+      "gelu_tanh_backward",
+      [](const py::array& x, const py::array& g) {
+        return unary_backward("gelu", x, g, PE_UNARY_BACKWARD(gelu_tanh_backward));
+      },
+      py::arg("input"), py::arg("grad"), "grad * (tanh GELU)'(input), elementwise.");
+  m.def(
+      "silu", [](const py::array& x) { return unary("silu", x, PE_UNARY(silu)); }, py::arg("input"),
+      "SiLU, x * sigmoid(x), elementwise.");
+  m.def(
+      "silu_backward",
+      [](const py::array& x, const py::array& g) {
+        return unary_backward("silu", x, g, PE_UNARY_BACKWARD(silu_backward));
+      },
+      py::arg("input"), py::arg("grad"), "grad * SiLU'(input), elementwise.");
 }

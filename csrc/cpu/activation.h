@@ -1,5 +1,6 @@
-// Elementwise special functions the activations need and NumPy lacks, and the fused exact GELU
-// (pyengine/ops/activation.py composes the other activations in NumPy / Tensor ops).
+// Elementwise special functions the activations need and NumPy lacks, and fused GELU (exact
+// and tanh) and SiLU (pyengine/ops/activation.py composes the other activations in NumPy /
+// Tensor ops).
 //   erf: y[i] = erf(x[i]) for n elements, y overwritten (may alias x). float32: a vectorized
 //   polynomial / exp form per ISA (cpu/isa/activation_impl.h), within 2 ulp; float64: std::erf.
 // Threads: OpenMP over blocks of elements, pyengine::get_num_threads(); the caller holds no GIL.
@@ -30,5 +31,17 @@ template <>
 void gelu_backward<float>(int64_t n, const float* x, const float* g, float* dx);
 template <>
 void gelu_backward<double>(int64_t n, const double* x, const double* g, double* dx);
+
+// The same contracts for the tanh GELU, y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+// and SiLU, y = x sigmoid(x), and their backwards dx = g * y'(x). float32 vectorized per ISA
+// (computed as x sigmoid(2u) and x sigmoid(x) from one exp), float64 through libm.
+template <typename T>
+void gelu_tanh(int64_t n, const T* x, T* y);
+template <typename T>
+void gelu_tanh_backward(int64_t n, const T* x, const T* g, T* dx);
+template <typename T>
+void silu(int64_t n, const T* x, T* y);
+template <typename T>
+void silu_backward(int64_t n, const T* x, const T* g, T* dx);
 
 }  // namespace pyengine::cpu

@@ -291,6 +291,22 @@ def gelu_backward(x, g):
     return _C.gelu_backward(_c(x), _c(g))
 
 
+def gelu_tanh(x):
+    return _C.gelu_tanh(_c(x))
+
+
+def gelu_tanh_backward(x, g):
+    return _C.gelu_tanh_backward(_c(x), _c(g))
+
+
+def silu(x):
+    return _C.silu(_c(x))
+
+
+def silu_backward(x, g):
+    return _C.silu_backward(_c(x), _c(g))
+
+
 # ----------------------------------------------------------------------------- lstm / gru
 # One recurrent layer, one direction per call (csrc/cpu/lstm.h). Outputs and the arrays saved
 # for backward are allocated by the caller (pyengine/ops/lstm.py) and passed in.

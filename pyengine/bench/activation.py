@@ -1,6 +1,6 @@
-"""Activation cases: exact GELU (fused C++ forward and backward on the CPU) and its tanh
-approximation (composed in NumPy), forward and forward+backward, float32, side by side with
-PyTorch (interleaved samples, medians).
+"""Activation cases: GELU (exact and tanh) and SiLU, each a fused C++ forward and backward on
+the CPU, forward and forward+backward, float32, side by side with PyTorch (interleaved samples,
+medians).
 
 GB/s counts the minimum DRAM traffic, the same for both libraries: forward reads x and writes
 y (2 arrays); forward+backward adds reading x and dy and writing dx (5 in all).
@@ -20,20 +20,23 @@ UNIT = "GB/s"
 
 
 def cases(quick: bool = False) -> list:
-    """(name, approximate, shape, backward)."""
+    """(name, kind, shape, backward); kind: a GELU's `approximate`, or "silu"."""
     out = [
         ("gelu 4096x1024 fwd", "none", (4096, 1024), False),
         ("gelu 4096x1024 fwd+bwd", "none", (4096, 1024), True),
+        ("silu 4096x1024 fwd+bwd", "silu", (4096, 1024), True),
     ]
     if not quick:
         out += [
+            ("gelu tanh 4096x1024 fwd", "tanh", (4096, 1024), False),
             ("gelu tanh 4096x1024 fwd+bwd", "tanh", (4096, 1024), True),
+            ("silu 4096x1024 fwd", "silu", (4096, 1024), False),
             ("gelu 64x128x3072 fwd+bwd", "none", (64, 128, 3072), True),
         ]
     return out
 
 
-def _fns(approximate, shape, backward, lib, torch, rng):
+def _fns(kind, shape, backward, lib, torch, rng):
     x = rng.standard_normal(shape, dtype=np.float32) * 2
     g = rng.standard_normal(shape, dtype=np.float32)
     if lib == "pyengine":
@@ -45,17 +48,20 @@ def _fns(approximate, shape, backward, lib, torch, rng):
         px = torch.from_numpy(x.copy()).requires_grad_(backward)
         pg = torch.from_numpy(g)
 
+    def op():
+        return mod.silu(px) if kind == "silu" else mod.gelu(px, approximate=kind)
+
     if not backward:
 
         def fwd():
             with no_grad():
-                return mod.gelu(px, approximate=approximate)
+                return op()
 
         return fwd
 
     def fwd_bwd():
         px.grad = None
-        mod.gelu(px, approximate=approximate).backward(pg)
+        op().backward(pg)
 
     return fwd_bwd
 
@@ -64,10 +70,10 @@ def run(quick: bool = False) -> list:
     rng = np.random.default_rng(0)
     torch = optional_torch()
     rows = []
-    for name, approximate, shape, backward in cases(quick):
-        impls = {"pyengine": _fns(approximate, shape, backward, "pyengine", torch, rng)}
+    for name, kind, shape, backward in cases(quick):
+        impls = {"pyengine": _fns(kind, shape, backward, "pyengine", torch, rng)}
         if torch is not None:
-            impls["torch"] = _fns(approximate, shape, backward, "torch", torch, rng)
+            impls["torch"] = _fns(kind, shape, backward, "torch", torch, rng)
         nbytes = 4.0 * int(np.prod(shape)) * (5 if backward else 2)
         rows.append(run_case_interleaved(name, nbytes, impls, min_time=0.3 if quick else 1.0))
     return rows

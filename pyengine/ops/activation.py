@@ -1,8 +1,9 @@
 """Activations with gradients: gelu (exact / tanh), silu, leaky_relu, elu, selu, softplus, erf.
 
-Forwards are NumPy / CuPy expressions (erf runs in our kernel, csrc/cpu/activation.h, as NumPy
-has none); backwards are written in Tensor ops, so second-order gradients work. Values at kinks
-follow torch: leaky_relu and elu take the negative branch's slope at x == 0.
+Forwards are NumPy / CuPy expressions, except erf, GELU (both forms) and SiLU, which run in
+our fused kernels on the CPU (csrc/cpu/activation.h); backwards are written in Tensor ops, so
+second-order gradients work (the fused backwards run when no graph is being recorded). Values
+at kinks follow torch: leaky_relu and elu take the negative branch's slope at x == 0.
 relu, sigmoid and tanh live in ops/elementwise.py and are re-exported here.
 """
 
@@ -104,34 +105,41 @@ def erf(input: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- gelu
 
 
+def _fused(d, name: str):
+    """The backend's fused elementwise kernel `name` for array d, or None (then the composed
+    NumPy / CuPy form runs)."""
+    return getattr(for_array(d), name, None)
+
+
 class Gelu(Function):
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.save_for_backward(x)
         ctx.approximate = approximate
         d = x.data
+        fused = _fused(d, "gelu_tanh" if approximate == "tanh" else "gelu")  # one pass in C++
+        if fused is not None:
+            return Tensor(fused(d).reshape(d.shape))
         if approximate == "tanh":
             u = _arr(x, _SQRT_2_OVER_PI) * (d + _arr(x, 0.044715) * d * d * d)
             y = _arr(x, 0.5) * d * (_arr(x, 1.0) + x._xp.tanh(u))
         else:
-            fused = getattr(for_array(d), "gelu", None)  # one pass in C++ on the CPU
-            if fused is not None:
-                return Tensor(fused(d).reshape(d.shape))
             y = _arr(x, 0.5) * d * (_arr(x, 1.0) + _erf_array(d / _arr(x, _SQRT_2)))
         return Tensor(y.astype(x.dtype, copy=False))
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        if ctx.approximate == "tanh":
+        tanh_form = ctx.approximate == "tanh"
+        fused = _fused(x.data, "gelu_tanh_backward" if tanh_form else "gelu_backward")
+        if fused is not None and not is_grad_enabled():  # create_graph: the composed form
+            return Tensor(fused(x.data, g.data).reshape(x.shape)), None
+        if tanh_form:
             u = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
             t = tanh(u)
             du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
             d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
         else:
-            fused = getattr(for_array(x.data), "gelu_backward", None)
-            if fused is not None and not is_grad_enabled():  # create_graph: the composed form
-                return Tensor(fused(x.data, g.data).reshape(x.shape)), None
             cdf = 0.5 * (1.0 + erf(x * (1.0 / _SQRT_2)))
             d = cdf + x * (_INV_SQRT_2PI * exp(-0.5 * x * x))
         return g * d, None
@@ -152,11 +160,17 @@ class Silu(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
+        fused = _fused(x.data, "silu")
+        if fused is not None:
+            return Tensor(fused(x.data).reshape(x.shape))
         return Tensor(x.data * sigmoid(x).data)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
+        fused = _fused(x.data, "silu_backward")
+        if fused is not None and not is_grad_enabled():  # create_graph: the composed form
+            return (Tensor(fused(x.data, g.data).reshape(x.shape)),)
         s = sigmoid(x)
         return (g * (s * (1.0 + x * (1.0 - s))),)
 

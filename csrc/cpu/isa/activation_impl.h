@@ -1,6 +1,6 @@
-// The float32 erf of the activation family, compiled once per ISA (cpu/isa/activation_<isa>.cpp
-// define PE_ACT_ISA and include this file): plain loops that the compiler vectorizes with the
-// file's flags. Contract: cpu/activation.h.
+// The float32 kernels of the activation family (erf, exact and tanh GELU, SiLU), compiled once
+// per ISA (cpu/isa/activation_<isa>.cpp define PE_ACT_ISA and include this file): plain loops
+// that the compiler vectorizes with the file's flags. Contract: cpu/activation.h.
 //
 // |x| < 1:  erf(x) = x * P(x^2), P of degree 6;
 // 1 <= |x| < 4: erf(x) = 1 - exp(-x^2) * R(x), R(x) = erfc(x) exp(x^2) of degree 12 in x - 2.5;
@@ -130,10 +130,80 @@ void gelu_backward_f32_impl(int64_t n, const float* x, const float* g, float* dx
   }
 }
 
+// sigmoid(z) as s and s (1 - s). e = exp(-|z|), computed as exp(-|z|/2) squared so that it
+// stays accurate down into the subnormal range (exp_neg needs its argument above -87);
+// sp = 1 / (1 + e) = sigmoid(|z|); then s = sp for z >= 0, else e sp, and s (1 - s) = e sp^2
+// either way (no cancellation where s is near 1). A NaN z gives a finite s here: the callers
+// multiply by z or x, which brings the NaN back.
+inline void sigmoid2(float z, float& s, float& ds) {
+  const float h = -0.5f * std::fabs(z);
+  const float e0 = exp_neg(h > -87.0f ? h : -87.0f);  // |z| > 174: e underflows to 0 anyway
+  const float e = e0 * e0;
+  const float sp = 1.0f / (1.0f + e);
+  s = z >= 0.0f ? sp : e * sp;
+  ds = e * sp * sp;
+}
+
+constexpr float kSqrt2OverPi = 0.797884560802865356f;
+constexpr float kGeluTanhA = 0.044715f;
+
+// 0.5 x (1 + tanh(u)) = x sigmoid(2u): no 1 + tanh cancellation for negative x.
+void gelu_tanh_f32_impl(int64_t n, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float s, ds;
+    sigmoid2(2.0f * kSqrt2OverPi * v * (1.0f + kGeluTanhA * v * v), s, ds);
+    y[i] = v * s;
+  }
+}
+
+// d/dx x sigmoid(2u) = s + 2 x s (1 - s) u'; the second term is 0 where s (1 - s) is (for |x|
+// so large that u' overflows, and at +-inf: the derivative's limits 1 and 0, not 0 * inf).
+void gelu_tanh_backward_f32_impl(int64_t n, const float* x, const float* g, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float s, ds;
+    sigmoid2(2.0f * kSqrt2OverPi * v * (1.0f + kGeluTanhA * v * v), s, ds);
+    const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluTanhA * v * v);
+    const float t = ds > 0.0f ? 2.0f * v * ds * du : 0.0f;
+    dx[i] = g[i] * (v == v ? s + t : v);
+  }
+}
+
+void silu_f32_impl(int64_t n, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float s, ds;
+    sigmoid2(x[i], s, ds);
+    y[i] = x[i] * s;
+  }
+}
+
+// d/dx x sigmoid(x) = s + x s (1 - s); the second term is 0 where s (1 - s) is (at +-inf the
+// derivative's limits 1 and 0, not inf * 0).
+void silu_backward_f32_impl(int64_t n, const float* x, const float* g, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float s, ds;
+    sigmoid2(v, s, ds);
+    const float t = ds > 0.0f ? v * ds : 0.0f;
+    dx[i] = g[i] * (v == v ? s + t : v);
+  }
+}
+
 }  // namespace
 
 ActivationKernelsF32 kernels_f32() {
-  return {&erf_f32_impl, &gelu_f32_impl, &gelu_backward_f32_impl};
+  return {&erf_f32_impl,
+          &gelu_f32_impl,
+          &gelu_backward_f32_impl,
+          &gelu_tanh_f32_impl,
+          &gelu_tanh_backward_f32_impl,
+          &silu_f32_impl,
+          &silu_backward_f32_impl};
 }
 
 }  // namespace pyengine::cpu::activation_detail::PE_ACT_ISA

@@ -6,17 +6,19 @@
 
 namespace pyengine::cpu::activation_detail {
 
-// y[i] = erf(x[i]) for i < n, float32, within 2 ulp; y overwritten (may alias x).
-using ErfF32 = void (*)(int64_t n, const float* x, float* y);
-// y[i] = gelu(x[i]) = x Phi(x) (exact, erf form); y overwritten (may alias x).
-using GeluF32 = void (*)(int64_t n, const float* x, float* y);
-// dx[i] = g[i] * (Phi(x[i]) + x[i] phi(x[i])); dx overwritten (may alias g).
-using GeluBackwardF32 = void (*)(int64_t n, const float* x, const float* g, float* dx);
+// Elementwise float32 kernels over n elements: y = f(x), y overwritten (may alias x), and
+// dx = g * f'(x), dx overwritten (may alias g).
+using UnaryF32 = void (*)(int64_t n, const float* x, float* y);
+using UnaryBackwardF32 = void (*)(int64_t n, const float* x, const float* g, float* dx);
 
 struct ActivationKernelsF32 {
-  ErfF32 erf;
-  GeluF32 gelu;
-  GeluBackwardF32 gelu_backward;
+  UnaryF32 erf;                    // erf(x), within 2 ulp
+  UnaryF32 gelu;                   // x Phi(x) (exact, erf form)
+  UnaryBackwardF32 gelu_backward;  // g (Phi(x) + x phi(x))
+  UnaryF32 gelu_tanh;              // 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+  UnaryBackwardF32 gelu_tanh_backward;
+  UnaryF32 silu;  // x sigmoid(x)
+  UnaryBackwardF32 silu_backward;
 };
 
 namespace generic {
