@@ -363,6 +363,34 @@ def test_conv_direct_path(cpu_isa, num_threads, case, tile, monkeypatch):
     )
 
 
+# The direct depthwise path (float32, AVX-512: one flat correlation per (image, channel) and
+# phase) for forward, grad-input (its adjoint: input-dilated and flipped when strided) and
+# grad-weight; channel multipliers > 1 are grouped convs, not this path.
+DEPTHWISE = [
+    # N, C, H, W, kh, kw, extra kwargs of conv_general (groups = C)
+    (2, 5, 9, 11, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
+    (1, 3, 14, 13, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
+    (3, 4, 12, 9, 5, 3, dict(stride=(2, 1), pad_lo=(2, 0), pad_hi=(1, 1))),
+    (1, 6, 11, 12, 3, 3, dict(dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 2))),
+    (2, 3, 70, 5, 3, 3, dict(stride=(3, 3), pad_lo=(0, 1), pad_hi=(2, 0))),
+    (1, 4, 5, 6, 4, 4, dict(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 3))),
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE, ids=str)
+def test_conv_depthwise_direct_path(cpu_isa, num_threads, case):
+    n, c, h, w, kh, kw, geo = case
+    check_op(
+        conv_general,
+        R.conv_general,
+        R.conv_general_vjp,
+        [(n, c, h, w), (c, 1, kh, kw), (c,)],
+        dtype=pe.float32,
+        kwargs=dict(geo, groups=c),
+        gradcheck=False,
+    )
+
+
 # ----------------------------------------------------------------------------- higher order
 
 

@@ -707,11 +707,16 @@ int64_t tap_offset(const ConvParams& p, const Flat& f, int64_t kh, int64_t kw) {
 // The microkernel when the direct path applies: not both stride and input dilation, not a
 // plain GEMM (1x1 unpadded) or depthwise, and at least one full block of output channels per
 // group.
+// PYENGINE_CONV_DIRECT=0 turns the direct paths off: im2col / the portable depthwise loops
+// only (benchmarks, tests).
+bool direct_enabled() {
+  const char* e = std::getenv("PYENGINE_CONV_DIRECT");
+  return active_isa() == Isa::AVX512 && (e == nullptr || e[0] != '0');
+}
+
 conv_detail::DirectTileF32 direct_kernel(const ConvParams& p) {
-  if (active_isa() != Isa::AVX512 || pointwise(p)) return nullptr;
+  if (!direct_enabled() || pointwise(p)) return nullptr;
   if (!unit(p.idil) && !unit(p.stride)) return nullptr;  // both: im2col
-  if (const char* e = std::getenv("PYENGINE_CONV_DIRECT"); e != nullptr && e[0] == '0')
-    return nullptr;  // PYENGINE_CONV_DIRECT=0: im2col only (benchmarks, tests)
   const Geo q = geo(p);
   if (depthwise(q) || q.Og < kDirectRows || q.OHW == 0) return nullptr;
   return conv_detail::avx512::direct_tile_f32();
@@ -721,17 +726,19 @@ conv_detail::DirectTileF32 direct_kernel(const ConvParams& p) {
 // polyphase layout of f, followed by flat_slack zeros; overwritten. Element (r, v) of the
 // padded image goes to phase (r % s0, v % s1) at (r / s0, v / s1).
 void pad_flat(const ConvParams& p, int64_t Cg, const Flat& f, const float* img, float* dst) {
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t a = 0; a < f.s0; ++a)
-      for (int64_t b = 0; b < f.s1; ++b)
-        for (int64_t i = 0; i < f.Hq; ++i) {
+  const auto gather2 = conv_detail::avx512::gather2_f32();  // the direct paths have AVX-512
+  for (int64_t b = 0; b < f.s1; ++b) {
+    // Phase column j holds input column iw = j*s1 - v0; keep j in [j0, j1) (iw in [0, W)).
+    // The same for every row and channel: the divisions stay out of the row loop (they cost
+    // more than a row of a small depthwise image).
+    const int64_t v0 = p.pad_lo[1] - b;
+    const int64_t j0 = std::min(f.Wq, std::max<int64_t>(0, (v0 + f.s1 - 1) / f.s1));
+    const int64_t last = p.W - 1 + v0;  // j*s1 <= last
+    const int64_t j1 = last < 0 ? j0 : std::max(j0, std::min(f.Wq, last / f.s1 + 1));
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t a = 0; a < f.s0; ++a)
+        for (int64_t i = 0, ih = a - p.pad_lo[0]; i < f.Hq; ++i, ih += f.s0) {
           float* d = dst + c * f.plane + (a * f.s1 + b) * f.phase + i * f.Wq;
-          const int64_t ih = i * f.s0 + a - p.pad_lo[0];
-          // Phase column j holds input column iw = j*s1 - v0; keep j in [j0, j1) (iw in [0, W)).
-          const int64_t v0 = p.pad_lo[1] - b;
-          const int64_t j0 = std::min(f.Wq, std::max<int64_t>(0, (v0 + f.s1 - 1) / f.s1));
-          const int64_t last = p.W - 1 + v0;  // j*s1 <= last
-          const int64_t j1 = last < 0 ? j0 : std::max(j0, std::min(f.Wq, last / f.s1 + 1));
           if (ih < 0 || ih >= p.H || j1 == j0) {
             std::fill(d, d + f.Wq, 0.0f);
             continue;
@@ -742,11 +749,14 @@ void pad_flat(const ConvParams& p, int64_t Cg, const Flat& f, const float* img, 
           for (int64_t j = 0; j < j0; ++j) d[j] = 0.0f;
           if (f.s1 == 1) {
             for (int64_t j = j0; j < j1; ++j) d[j] = s[j - v0];
+          } else if (f.s1 == 2 && gather2 != nullptr) {
+            gather2(s + 2 * j0 - v0, j1 - j0, d + j0);
           } else {
             for (int64_t j = j0; j < j1; ++j) d[j] = s[j * f.s1 - v0];
           }
           for (int64_t j = j1; j < f.Wq; ++j) d[j] = 0.0f;
         }
+  }
   std::fill(dst + Cg * f.plane, dst + Cg * f.plane + flat_slack(f), 0.0f);
 }
 
@@ -1046,6 +1056,20 @@ DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& p
   return dw;
 }
 
+// Outputs no phase reaches (an input-dilated conv with a kernel too short for some phase)
+// hold the bias: all of y is set to it first when there are any.
+void fill_unreached(const ConvParams& p, const Geo& q, const DirectPlan& plan, const float* bias,
+                    float* y) {
+  int64_t reached = 0;
+  for (const Phase& ph : plan.phases) reached += ph.rows * ph.cols_valid;
+  if (reached == q.OHW) return;
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t o = 0; o < p.O; ++o) {
+      float* yo = y + (n * p.O + o) * q.OHW;
+      std::fill(yo, yo + q.OHW, bias != nullptr ? bias[o] : 0.0f);
+    }
+}
+
 // y = Wc * x + bias through the direct path; y overwritten.
 void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
                     const float* w, const float* bias, float* y) {
@@ -1057,19 +1081,7 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
   const DirectWeights dw = pack_direct(p, q, plan, w, bias, R);
   const int64_t igroup = dw.blocks * R;
 
-  // Outputs no phase reaches (an input-dilated conv with a kernel too short for some phase)
-  // hold the bias.
-  if (!unit(p.idil)) {
-    int64_t reached = 0;
-    for (const Phase& ph : plan.phases) reached += ph.rows * ph.cols_valid;
-    if (reached < q.OHW) {
-      for (int64_t n = 0; n < p.N; ++n)
-        for (int64_t o = 0; o < p.O; ++o) {
-          float* yo = y + (n * p.O + o) * q.OHW;
-          std::fill(yo, yo + q.OHW, bias != nullptr ? bias[o] : 0.0f);
-        }
-    }
-  }
+  fill_unreached(p, q, plan, bias, y);
 
   const int64_t items = p.N * p.groups;
   const int team = team_size(items);
@@ -1245,6 +1257,92 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
   });
 }
 
+// ---- depthwise, direct (float32, AVX-512) ------------------------------------------
+// One channel in and out per group: each (image, channel) item is padded into the flat layout
+// (a stride as phase planes), every phase of it is one flat correlation (DepthwiseRowF32)
+// into a row buffer, and the buffer's valid columns go to y. Items go one per thread.
+// Measured on Zen 5, 2 threads, 8x128 56x56 3x3 forward: see bench/RESULTS.md.
+thread_local Scratch t_dwrow;  // one phase's flat outputs / one item's flat output gradient
+
+bool direct_depthwise(const ConvParams& p) {
+  if (!direct_enabled() || (!unit(p.idil) && !unit(p.stride))) return false;
+  const Geo q = geo(p);
+  return depthwise(q) && q.OHW > 0;
+}
+
+// The stored weight's tap k of group g (a flip reverses the taps; Cg = Og = 1, so a
+// transposed layout is the same).
+float dw_tap(const ConvParams& p, const Geo& q, const float* w, int64_t g, int64_t k) {
+  return w[g * q.KK + (p.flip ? q.KK - 1 - k : k)];
+}
+
+// y = Wc * x + bias for a depthwise conv; y overwritten.
+void depthwise_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
+                       float* y) {
+  const Geo q = geo(p);
+  const DirectPlan plan = direct_plan(p, q);
+  const Flat& f = plan.f;
+  fill_unreached(p, q, plan, bias, y);
+  const auto kern = conv_detail::avx512::depthwise_row_f32();
+  const int64_t ntaps_all = static_cast<int64_t>(plan.taps.size());
+  std::vector<float> wt(p.groups * ntaps_all);  // [g][plan tap]
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t t = 0; t < ntaps_all; ++t)
+      wt[g * ntaps_all + t] = dw_tap(p, q, w, g, plan.taps[t]);
+  int64_t cols = 0;
+  for (const Phase& ph : plan.phases) cols = std::max(cols, ph.cols);
+  const int64_t items = p.N * p.groups;
+  for_items(items, team_size(items), [&](int64_t item, int) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    float* xp = t_flat.get<float>(f.plane + flat_slack(f));
+    pad_flat(plan.img, 1, f, x + (n * p.C + g) * q.HW, xp);
+    float* row = t_dwrow.get<float>(cols);
+    float* out = y + (n * p.O + g) * q.OHW;
+    for (const Phase& ph : plan.phases) {
+      kern(ph.cols, xp, plan.offs.data() + ph.tap0, static_cast<int>(ph.ntaps),
+           wt.data() + g * ntaps_all + ph.tap0, bias != nullptr ? bias[g] : 0.0f, row);
+      for (int64_t r = 0; r < ph.rows; ++r) {
+        const float* s = row + r * f.Wq;
+        float* d = out + ph.out0 + r * ph.out_row;
+        for (int64_t c = 0; c < ph.cols_valid; ++c) d[c * ph.out_col] = s[c];
+      }
+    }
+  });
+}
+
+// gw = sum_n correlations of x[n] with gy[n] for a depthwise conv without input dilation, in
+// the stored layout; gw overwritten. Per-member partial sums, added in member order.
+void depthwise_grad_weight(const ConvParams& p, const float* x, const float* gy, float* gw) {
+  const Geo q = geo(p);
+  const Flat f = flat_geo(p, q);  // a tap reads unit-stride runs of the flat index oh*Wq + ow
+  std::vector<int64_t> off(q.KK);
+  for (int64_t kh = 0; kh < p.KH; ++kh)
+    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = tap_offset(p, f, kh, kw);
+  const auto kern = conv_detail::avx512::depthwise_grad_f32();
+  const int64_t items = p.N * p.groups, wsize = p.groups * q.KK;
+  const int team = team_size(items);
+  float* acc = t_wacc.get<float>(team * wsize);
+  std::fill(acc, acc + team * wsize, 0.0f);
+  for_items(items, team, [&](int64_t item, int member) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    float* xp = t_flat.get<float>(f.plane + flat_slack(f));
+    pad_flat(p, 1, f, x + (n * p.C + g) * q.HW, xp);
+    float* gf = t_dwrow.get<float>(f.cols);  // gy on the flat positions, 0 past OW
+    const float* gi = gy + (n * p.O + g) * q.OHW;
+    for (int64_t r = 0; r < q.OH; ++r) {
+      std::copy(gi + r * q.OW, gi + (r + 1) * q.OW, gf + r * f.Wq);
+      std::fill(gf + r * f.Wq + q.OW, gf + (r + 1) * f.Wq, 0.0f);
+    }
+    kern(f.cols, gf, xp, off.data(), static_cast<int>(q.KK), acc + member * wsize + g * q.KK);
+  });
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t k = 0; k < q.KK; ++k) {
+      float s = acc[g * q.KK + k];
+      for (int m = 1; m < team; ++m) s += acc[m * wsize + g * q.KK + k];
+      gw[g * q.KK + (p.flip ? q.KK - 1 - k : k)] = s;
+    }
+}
+
 // Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
 // grad-input of strided convs) must go through its adjoint (idil == 1): im2col would
 // multiply the inserted zeros. A stride-1 conv with fewer output than input channels per
@@ -1269,6 +1367,7 @@ void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T*
   if (p.N == 0 || p.O == 0) return;
   if constexpr (std::is_same_v<T, float>) {
     if (const auto kern = direct_kernel(p)) return direct_forward(kern, p, x, w, bias, y);
+    if (direct_depthwise(p)) return depthwise_forward(p, x, w, bias, y);
   }
   if (via_adjoint(p))
     adjoint_col2im(conv_adjoint(p), x, w, bias, y);
@@ -1297,6 +1396,7 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
   const T* xx = swap ? gy : x;
   const T* gg = swap ? x : gy;
   if constexpr (std::is_same_v<T, float>) {
+    if (direct_depthwise(pp) && unit(pp.idil)) return depthwise_grad_weight(pp, xx, gg, gw);
     if (direct_grad_weight_pays(pp)) {
       if (const auto kern = conv_detail::avx512::grad_weight_tile_f32())
         return direct_grad_weight(kern, pp, xx, gg, gw);

@@ -172,9 +172,75 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
   }
 }
 
+// Four vectors of outputs at a time (independent FMA chains), then single masked vectors.
+void depthwise_row(int64_t n, const float* x, const int64_t* off, int ntaps, const float* w,
+                   float init, float* out) {
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m512 a0 = _mm512_set1_ps(init), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < ntaps; ++t) {
+      const __m512 wv = _mm512_set1_ps(w[t]);
+      const float* s = x + off[t] + j;
+      a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s), a0);
+      a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 16), a1);
+      a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 32), a2);
+      a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 48), a3);
+    }
+    _mm512_storeu_ps(out + j, a0);
+    _mm512_storeu_ps(out + j + 16, a1);
+    _mm512_storeu_ps(out + j + 32, a2);
+    _mm512_storeu_ps(out + j + 48, a3);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+    __m512 a = _mm512_set1_ps(init);
+    for (int t = 0; t < ntaps; ++t)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_maskz_loadu_ps(m, x + off[t] + j), a);
+    _mm512_mask_storeu_ps(out + j, m, a);
+  }
+}
+
+// Taps in groups of 8 (a short last group repeats its last tap): each vector of g is loaded
+// once for 8 taps' products.
+void depthwise_grad(int64_t n, const float* g, const float* x, const int64_t* off, int ntaps,
+                    float* acc) {
+  for (int t0 = 0; t0 < ntaps; t0 += 8) {
+    const float* xs[8];
+    for (int i = 0; i < 8; ++i) xs[i] = x + off[std::min(t0 + i, ntaps - 1)];
+    __m512 a[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __m512 gv = _mm512_maskz_loadu_ps(m, g + j);
+      for (int i = 0; i < 8; ++i)
+        a[i] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, xs[i] + j), a[i]);
+    }
+    for (int i = 0; i < std::min(8, ntaps - t0); ++i) acc[t0 + i] += _mm512_reduce_add_ps(a[i]);
+  }
+}
+
+// 16 results per step from two (masked) loads and one two-source permute of the even lanes.
+void gather2(const float* src, int64_t n, float* dst) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t left = 2 * (n - j) - 1;  // source elements this step may read
+    const __mmask16 m0 = static_cast<__mmask16>(left >= 16 ? 0xffff : (1u << left) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(left >= 32   ? 0xffff
+                                                : left <= 16 ? 0
+                                                             : (1u << (left - 16)) - 1);
+    const __m512 lo = _mm512_maskz_loadu_ps(m0, src + 2 * j);
+    const __m512 hi = _mm512_maskz_loadu_ps(m1, src + 2 * j + 16);
+    const __mmask16 mo = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+    _mm512_mask_storeu_ps(dst + j, mo, _mm512_permutex2var_ps(lo, even, hi));
+  }
+}
+
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
+Gather2F32 avx512::gather2_f32() { return &gather2; }
+DepthwiseRowF32 avx512::depthwise_row_f32() { return &depthwise_row; }
+DepthwiseGradF32 avx512::depthwise_grad_f32() { return &depthwise_grad; }
 TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
@@ -187,6 +253,9 @@ namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
 PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
 TransposeF32 avx512::transpose_f32() { return nullptr; }
+DepthwiseRowF32 avx512::depthwise_row_f32() { return nullptr; }
+DepthwiseGradF32 avx512::depthwise_grad_f32() { return nullptr; }
+Gather2F32 avx512::gather2_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 
