@@ -307,9 +307,9 @@ def test_conv_general(geo, dtype):
 
 
 # The direct float32 path (AVX-512: flat padded images, tiles of 8 channels x 48 positions or
-# of 6 positions x 64 channels) takes convs with >= 8 output channels per group and no input
-# dilation; its grad-input (the adjoint, stride 1) takes it when there are >= 8 input channels
-# per group. Output channel counts that are not multiples of 8 or 16 or 64, tiles that straddle
+# of 6 positions x 64 channels) takes convs with >= 8 output channels per group, or at least as
+# many output as input channels (grouped convs); its grad-input (the adjoint) likewise with the
+# roles swapped. Output channel counts that are not multiples of 8 or 16 or 64, tiles that straddle
 # rows and images, strides 1-3, dilation, groups, cropping pads, both threading modes (one
 # image per thread; one image split over tiles), and each tile forced as well as chosen.
 DIRECT = [
@@ -343,6 +343,8 @@ DIRECT = [
     (1, 16, 40, 9, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
     (2, 12, 36, 5, 4, 3, 3, dict(input_dilation=(2, 2), pad_lo=(1, 1), pad_hi=(2, 2))),
     (1, 100, 50, 5, 6, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # input channels in 2 chunks
+    (2, 16, 16, 9, 8, 3, 3, dict(groups=4, pad_lo=(1, 1), pad_hi=(1, 1))),  # 4 per group
+    (1, 8, 16, 7, 7, 3, 3, dict(groups=8, stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),  # 1 -> 2
 ]
 
 

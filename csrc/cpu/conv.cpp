@@ -704,9 +704,6 @@ int64_t tap_offset(const ConvParams& p, const Flat& f, int64_t kh, int64_t kw) {
   return ((dh % f.s0) * f.s1 + dw % f.s1) * f.phase + (dh / f.s0) * f.Wq + dw / f.s1;
 }
 
-// The microkernel when the direct path applies: not both stride and input dilation, not a
-// plain GEMM (1x1 unpadded) or depthwise, and at least one full block of output channels per
-// group.
 // PYENGINE_CONV_DIRECT=0 turns the direct paths off: im2col / the portable depthwise loops
 // only (benchmarks, tests).
 bool direct_enabled() {
@@ -714,11 +711,17 @@ bool direct_enabled() {
   return active_isa() == Isa::AVX512 && (e == nullptr || e[0] != '0');
 }
 
+// The microkernel when the direct path applies: not both stride and input dilation, not a
+// plain GEMM (1x1 unpadded) or depthwise. Even a group with fewer than 8 output channels (a
+// part-empty tile) beats im2col's GEMM of as few rows: on Zen 5, 2 threads, 8x128->128 28x28
+// 3x3 with 32 groups (4 channels each), forward 121 vs 39 GFLOP/s; 2 channels, 57 vs 15. But
+// not with fewer output than input channels (the grad-input of an RGB stem: 123 vs 186), which
+// via_adjoint sends to the adjoint's GEMM + col2im.
 conv_detail::DirectTileF32 direct_kernel(const ConvParams& p) {
   if (!direct_enabled() || pointwise(p)) return nullptr;
   if (!unit(p.idil) && !unit(p.stride)) return nullptr;  // both: im2col
   const Geo q = geo(p);
-  if (depthwise(q) || q.Og < kDirectRows || q.OHW == 0) return nullptr;
+  if (depthwise(q) || q.OHW == 0 || (q.Og < kDirectRows && q.Og < q.Cg)) return nullptr;
   return conv_detail::avx512::direct_tile_f32();
 }
 
@@ -1134,12 +1137,14 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
   }
 }
 
-// The direct grad-weight beats im2col + GEMM with at least 8 input channels per group;
-// measured on Zen 5, 2 threads, grad-weight GFLOP/s: 8x64->64 56x56 3x3 434 (im2col 427 at 1
-// thread: 222 vs 193 fwd+bwd), 8x128->256 28x28 3x3 stride 2 389 vs 338; 8x3->32 32x32 150 vs
-// 152 (left to im2col).
+// The direct grad-weight beats im2col + GEMM with at least 8 input channels per group, or
+// with fewer than 16 output channels per group (im2col's GEMM then has as few rows); measured
+// on Zen 5, 2 threads, grad-weight GFLOP/s: 8x64->64 56x56 3x3 434 (im2col 427 at 1 thread:
+// 222 vs 193 fwd+bwd), 8x128->256 28x28 3x3 stride 2 389 vs 338; 8x3->32 32x32 150 vs 152
+// (left to im2col); fwd+bwd of 8x128->128 28x28 3x3, 32 groups of 4 channels: 84 vs 58.
 bool direct_grad_weight_pays(const ConvParams& p) {
-  return direct_kernel(p) != nullptr && unit(p.idil) && p.C / p.groups >= 8;
+  const int64_t cg = p.C / p.groups, og = p.O / p.groups;
+  return direct_kernel(p) != nullptr && unit(p.idil) && (cg >= 8 || og < 16);
 }
 
 // gw = sum_n correlations of x[n] with gy[n] through the direct layout, written into the
