@@ -345,6 +345,9 @@ DIRECT = [
     (1, 100, 50, 5, 6, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # input channels in 2 chunks
     (2, 16, 16, 9, 8, 3, 3, dict(groups=4, pad_lo=(1, 1), pad_hi=(1, 1))),  # 4 per group
     (1, 8, 16, 7, 7, 3, 3, dict(groups=8, stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),  # 1 -> 2
+    # no padding: pixel tiles read the image in place
+    (2, 9, 20, 7, 8, 1, 1, dict(stride=(2, 2))),
+    (1, 8, 50, 6, 7, 3, 2, dict(stride=(1, 2))),
 ]
 
 

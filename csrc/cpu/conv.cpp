@@ -1113,19 +1113,27 @@ void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const 
     const int64_t n = item / p.groups, g = item % p.groups;
     return x + (n * p.C + g * q.Cg) * q.HW;
   };
+  // Pixel tiles read only where wanted outputs' taps land: without padding (and with one plane
+  // per channel) the image itself is the flat layout, and the copy is skipped (a 1x1 stride-2
+  // conv would otherwise copy four times the inputs it reads).
+  const bool in_place = pkern != nullptr && unit(p.idil) && p.pad_lo[0] == 0 && p.pad_lo[1] == 0 &&
+                        p.pad_hi[0] == 0 && p.pad_hi[1] == 0;
+  auto flat_image = [&](int64_t item, float* buf) -> const float* {
+    if (in_place) return image(item);
+    pad_flat(plan.img, q.Cg, f, image(item), buf);
+    return buf;
+  };
   if (team > 1) {  // one item per thread at a time
     for_items(items, team, [&](int64_t item, int) {
-      float* xp = t_flat.get<float>(pad_elems);
-      pad_flat(plan.img, q.Cg, f, image(item), xp);
-      run_item(item, xp, 0, 1);
+      run_item(item, flat_image(item, t_flat.get<float>(in_place ? 0 : pad_elems)), 0, 1);
     });
     return;
   }
   // Items one after another, each phase's tiles split over the threads.
   const int nt = inner_threads(1, q.Og * q.OHW * q.CKK / 64);
-  float* xp = t_flat.get<float>(pad_elems);
+  float* buf = t_flat.get<float>(in_place ? 0 : pad_elems);
   for (int64_t item = 0; item < items; ++item) {
-    pad_flat(plan.img, q.Cg, f, image(item), xp);
+    const float* xp = flat_image(item, buf);
 #pragma omp parallel num_threads(nt)
     {
 #ifdef _OPENMP
