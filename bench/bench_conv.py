@@ -18,13 +18,13 @@ CASES = C.cases(quick=False)
 @pytest.mark.parametrize("lib", ["pyengine", "torch"])
 @pytest.mark.parametrize("pass_", ["fwd", "fwd+bwd"])
 def bench_conv(benchmark, case, lib, pass_):
-    name, transposed, N, Ci, Co, H, W, k, s, p = case
-    x, w, b = C._operands(transposed, N, Ci, Co, H, W, k, np.random.default_rng(0))
+    name, transposed, N, Ci, Co, H, W, k, s, p, g = case
+    x, w, b = C._operands(transposed, N, Ci, Co, H, W, k, np.random.default_rng(0), g)
     benchmark.group = f"{name} {pass_}"
     if lib == "pyengine":
-        fwd, fwd_bwd = C._pyengine_fns(transposed, x, w, b, s, p)
+        fwd, fwd_bwd = C._pyengine_fns(transposed, x, w, b, s, p, g)
     else:
         torch = pytest.importorskip("torch")
         torch.set_num_threads(pe.get_num_threads())
-        fwd, fwd_bwd = C._torch_fns(torch, transposed, x, w, b, s, p)
+        fwd, fwd_bwd = C._torch_fns(torch, transposed, x, w, b, s, p, g)
     benchmark(fwd if pass_ == "fwd" else fwd_bwd)

@@ -368,9 +368,10 @@ def test_conv_direct_path(cpu_isa, num_threads, case, tile, monkeypatch):
     )
 
 
-# The direct depthwise path (float32, AVX-512: one flat correlation per (image, channel) and
-# phase) for forward, grad-input (its adjoint: input-dilated and flipped when strided) and
-# grad-weight; channel multipliers > 1 are grouped convs, not this path.
+# The direct depthwise path (float32, AVX-512: 16 channels at a time, stored (position,
+# channel), one row kernel call per output row) for forward, grad-input (its adjoint:
+# input-dilated and flipped when strided) and grad-weight; channel counts past one group of
+# 16; channel multipliers > 1 are grouped convs, not this path.
 DEPTHWISE = [
     # N, C, H, W, kh, kw, extra kwargs of conv_general (groups = C)
     (2, 5, 9, 11, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
@@ -379,6 +380,8 @@ DEPTHWISE = [
     (1, 6, 11, 12, 3, 3, dict(dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 2))),
     (2, 3, 70, 5, 3, 3, dict(stride=(3, 3), pad_lo=(0, 1), pad_hi=(2, 0))),
     (1, 4, 5, 6, 4, 4, dict(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 3))),
+    (2, 21, 7, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),  # 16 + 5 channels
+    (1, 18, 6, 6, 3, 3, dict(pad_lo=(-1, 1), pad_hi=(1, -1))),  # cropping pads
 ]
 
 

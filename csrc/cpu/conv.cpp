@@ -1271,11 +1271,12 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
 }
 
 // ---- depthwise, direct (float32, AVX-512) ------------------------------------------
-// One channel in and out per group: each (image, channel) item is padded into the flat layout
-// (a stride as phase planes), every phase of it is one flat correlation (DepthwiseRowF32)
-// into a row buffer, and the buffer's valid columns go to y. Items go one per thread.
-// Measured on Zen 5, 2 threads, 8x128 56x56 3x3 forward: see bench/RESULTS.md.
-thread_local Scratch t_dwrow;  // one phase's flat outputs / one item's flat output gradient
+// One channel in and out per group, 16 channels at a time: each (image, 16 channels) item is
+// padded into (position, channel) order (pad16), every output row is one call of the row
+// kernel, whose loads are one position's 16 channels (so a stride is only a step, and no
+// phase planes are needed), and rows go back into y's planes through 16x16 transposes. Items
+// go one per thread. Measured on Zen 5, 2 threads: see bench/RESULTS.md.
+thread_local Scratch t_dwrow;  // one output row / one item's output gradient, 16 channels
 
 bool direct_depthwise(const ConvParams& p) {
   if (!direct_enabled() || (!unit(p.idil) && !unit(p.stride))) return false;
@@ -1289,69 +1290,105 @@ float dw_tap(const ConvParams& p, const Geo& q, const float* w, int64_t g, int64
   return w[g * q.KK + (p.flip ? q.KK - 1 - k : k)];
 }
 
-// y = Wc * x + bias for a depthwise conv; y overwritten.
+// The 16 channels [c0, c0 + nc) of one image (planes of H x W from img) padded as pi pads
+// them (negative pads crop), stored as (position r*Wp + v, 16 channels) over the padded Hp x Wp
+// plane; channels past nc zero; overwritten. Rows go through the 16x16 transposes.
+void pad16(const ConvParams& pi, const float* img, int nc, int64_t Hp, int64_t Wp, float* x16) {
+  const auto transpose = conv_detail::avx512::transpose_f32();
+  const int64_t HW = pi.H * pi.W, pl0 = pi.pad_lo[0], pl1 = pi.pad_lo[1];
+  const int64_t iw0 = std::max<int64_t>(0, -pl1), iw1 = std::min(pi.W, Wp - pl1);
+  for (int64_t r = 0; r < Hp; ++r) {
+    float* d = x16 + r * Wp * 16;
+    const int64_t ih = r - pl0;
+    if (ih < 0 || ih >= pi.H || iw1 <= iw0) {
+      std::fill(d, d + Wp * 16, 0.0f);
+      continue;
+    }
+    std::fill(d, d + (iw0 + pl1) * 16, 0.0f);
+    transpose(img + ih * pi.W + iw0, HW, nc, iw1 - iw0, d + (iw0 + pl1) * 16, 16, 16);
+    std::fill(d + (iw1 + pl1) * 16, d + Wp * 16, 0.0f);
+  }
+}
+
+// y = Wc * x + bias for a depthwise conv (any stride; input dilation as output phases); y
+// overwritten.
 void depthwise_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
                        float* y) {
   const Geo q = geo(p);
-  const DirectPlan plan = direct_plan(p, q);
-  const Flat& f = plan.f;
+  const DirectPlan plan = direct_plan(p, q, false);
+  const ConvParams& pi = plan.img;
+  const int64_t Hp = pi.H + pi.pad_lo[0] + pi.pad_hi[0], Wp = plan.f.Wq;
   fill_unreached(p, q, plan, bias, y);
-  const auto kern = conv_detail::avx512::depthwise_row_f32();
+  const auto kern = conv_detail::avx512::depthwise16_row_f32();
+  const auto transpose = conv_detail::avx512::transpose_f32();
   const int64_t ntaps_all = static_cast<int64_t>(plan.taps.size());
-  std::vector<float> wt(p.groups * ntaps_all);  // [g][plan tap]
-  for (int64_t g = 0; g < p.groups; ++g)
+  const int64_t cgroups = (p.groups + 15) / 16;
+  std::vector<float> w16(cgroups * ntaps_all * 16, 0.0f), b16(cgroups * 16, 0.0f);
+  for (int64_t g = 0; g < p.groups; ++g) {
     for (int64_t t = 0; t < ntaps_all; ++t)
-      wt[g * ntaps_all + t] = dw_tap(p, q, w, g, plan.taps[t]);
-  int64_t cols = 0;
-  for (const Phase& ph : plan.phases) cols = std::max(cols, ph.cols);
-  const int64_t items = p.N * p.groups;
+      w16[((g / 16) * ntaps_all + t) * 16 + g % 16] = dw_tap(p, q, w, g, plan.taps[t]);
+    if (bias != nullptr) b16[g] = bias[g];
+  }
+  int64_t cols = 1;
+  for (const Phase& ph : plan.phases) cols = std::max(cols, ph.cols_valid);
+  const int64_t items = p.N * cgroups;
   for_items(items, team_size(items), [&](int64_t item, int) {
-    const int64_t n = item / p.groups, g = item % p.groups;
-    float* xp = t_flat.get<float>(f.plane + flat_slack(f));
-    pad_flat(plan.img, 1, f, x + (n * p.C + g) * q.HW, xp);
-    float* row = t_dwrow.get<float>(cols);
-    float* out = y + (n * p.O + g) * q.OHW;
+    const int64_t n = item / cgroups, cg = item % cgroups, c0 = cg * 16;
+    const int nc = static_cast<int>(std::min<int64_t>(16, p.groups - c0));
+    float* x16 = t_flat.get<float>(Hp * Wp * 16);
+    pad16(pi, x + (n * p.C + c0) * q.HW, nc, Hp, Wp, x16);
+    float* row = t_dwrow.get<float>(cols * 16);
+    float* out = y + (n * p.O + c0) * q.OHW;
     for (const Phase& ph : plan.phases) {
-      kern(ph.cols, xp, plan.offs.data() + ph.tap0, static_cast<int>(ph.ntaps),
-           wt.data() + g * ntaps_all + ph.tap0, bias != nullptr ? bias[g] : 0.0f, row);
+      const int64_t* off = plan.offs.data() + ph.tap0;
+      const float* wg = w16.data() + (cg * ntaps_all + ph.tap0) * 16;
       for (int64_t r = 0; r < ph.rows; ++r) {
-        const float* s = row + r * f.Wq;
+        kern(ph.cols_valid, x16 + r * ph.in_row * 16, ph.in_col, off, static_cast<int>(ph.ntaps),
+             wg, b16.data() + c0, row);
         float* d = out + ph.out0 + r * ph.out_row;
-        for (int64_t c = 0; c < ph.cols_valid; ++c) d[c * ph.out_col] = s[c];
+        if (ph.out_col == 1) {
+          transpose(row, 16, ph.cols_valid, nc, d, q.OHW, ph.cols_valid);
+          continue;
+        }
+        for (int64_t j = 0; j < ph.cols_valid; ++j)
+          for (int c = 0; c < nc; ++c) d[c * q.OHW + j * ph.out_col] = row[j * 16 + c];
       }
     }
   });
 }
 
 // gw = sum_n correlations of x[n] with gy[n] for a depthwise conv without input dilation, in
-// the stored layout; gw overwritten. Per-member partial sums, added in member order.
+// the stored layout; gw overwritten. Per-member partial sums [16-channel group][tap][16],
+// added in member order.
 void depthwise_grad_weight(const ConvParams& p, const float* x, const float* gy, float* gw) {
   const Geo q = geo(p);
-  const Flat f = flat_geo(p, q);  // a tap reads unit-stride runs of the flat index oh*Wq + ow
-  std::vector<int64_t> off(q.KK);
-  for (int64_t kh = 0; kh < p.KH; ++kh)
-    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = tap_offset(p, f, kh, kw);
-  const auto kern = conv_detail::avx512::depthwise_grad_f32();
-  const int64_t items = p.N * p.groups, wsize = p.groups * q.KK;
+  const DirectPlan plan = direct_plan(p, q, false);  // one phase, every tap in order
+  const Phase& ph = plan.phases[0];
+  const int64_t Hp = p.H + p.pad_lo[0] + p.pad_hi[0], Wp = plan.f.Wq;
+  const auto kern = conv_detail::avx512::depthwise16_grad_f32();
+  const auto transpose = conv_detail::avx512::transpose_f32();
+  const int64_t cgroups = (p.groups + 15) / 16, wsize = cgroups * q.KK * 16;
+  const int64_t items = p.N * cgroups;
   const int team = team_size(items);
   float* acc = t_wacc.get<float>(team * wsize);
   std::fill(acc, acc + team * wsize, 0.0f);
   for_items(items, team, [&](int64_t item, int member) {
-    const int64_t n = item / p.groups, g = item % p.groups;
-    float* xp = t_flat.get<float>(f.plane + flat_slack(f));
-    pad_flat(p, 1, f, x + (n * p.C + g) * q.HW, xp);
-    float* gf = t_dwrow.get<float>(f.cols);  // gy on the flat positions, 0 past OW
-    const float* gi = gy + (n * p.O + g) * q.OHW;
-    for (int64_t r = 0; r < q.OH; ++r) {
-      std::copy(gi + r * q.OW, gi + (r + 1) * q.OW, gf + r * f.Wq);
-      std::fill(gf + r * f.Wq + q.OW, gf + (r + 1) * f.Wq, 0.0f);
-    }
-    kern(f.cols, gf, xp, off.data(), static_cast<int>(q.KK), acc + member * wsize + g * q.KK);
+    const int64_t n = item / cgroups, cg = item % cgroups, c0 = cg * 16;
+    const int nc = static_cast<int>(std::min<int64_t>(16, p.groups - c0));
+    float* x16 = t_flat.get<float>(Hp * Wp * 16);
+    pad16(p, x + (n * p.C + c0) * q.HW, nc, Hp, Wp, x16);
+    float* g16 = t_dwrow.get<float>(q.OHW * 16);
+    transpose(gy + (n * p.O + c0) * q.OHW, q.OHW, nc, q.OHW, g16, 16, 16);
+    float* a = acc + member * wsize + cg * q.KK * 16;
+    for (int64_t r = 0; r < q.OH; ++r)
+      kern(q.OW, g16 + r * q.OW * 16, x16 + r * ph.in_row * 16, ph.in_col, plan.offs.data(),
+           static_cast<int>(q.KK), a);
   });
   for (int64_t g = 0; g < p.groups; ++g)
     for (int64_t k = 0; k < q.KK; ++k) {
-      float s = acc[g * q.KK + k];
-      for (int m = 1; m < team; ++m) s += acc[m * wsize + g * q.KK + k];
+      const int64_t i = ((g / 16) * q.KK + k) * 16 + g % 16;
+      float s = acc[i];
+      for (int m = 1; m < team; ++m) s += acc[m * wsize + i];
       gw[g * q.KK + (p.flip ? q.KK - 1 - k : k)] = s;
     }
 }

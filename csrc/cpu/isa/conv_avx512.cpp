@@ -172,50 +172,51 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
   }
 }
 
-// Four vectors of outputs at a time (independent FMA chains), then single masked vectors.
-void depthwise_row(int64_t n, const float* x, const int64_t* off, int ntaps, const float* w,
-                   float init, float* out) {
+// 8 outputs at a time share each tap's weight vector (8 independent FMA chains), then one at a
+// time.
+void depthwise16_row(int64_t n, const float* x, int64_t xs, const int64_t* off, int ntaps,
+                     const float* w, const float* init, float* out) {
+  const __m512 b = _mm512_loadu_ps(init);
   int64_t j = 0;
-  for (; j + 64 <= n; j += 64) {
-    __m512 a0 = _mm512_set1_ps(init), a1 = a0, a2 = a0, a3 = a0;
+  for (; j + 8 <= n; j += 8) {
+    __m512 a[8];
+    for (int i = 0; i < 8; ++i) a[i] = b;
+    const float* xj = x + j * xs * 16;
     for (int t = 0; t < ntaps; ++t) {
-      const __m512 wv = _mm512_set1_ps(w[t]);
-      const float* s = x + off[t] + j;
-      a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s), a0);
-      a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 16), a1);
-      a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 32), a2);
-      a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + 48), a3);
+      const __m512 wv = _mm512_loadu_ps(w + t * 16);
+      const float* s = xj + off[t] * 16;
+      for (int i = 0; i < 8; ++i)
+        a[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + i * xs * 16), a[i]);
     }
-    _mm512_storeu_ps(out + j, a0);
-    _mm512_storeu_ps(out + j + 16, a1);
-    _mm512_storeu_ps(out + j + 32, a2);
-    _mm512_storeu_ps(out + j + 48, a3);
+    for (int i = 0; i < 8; ++i) _mm512_storeu_ps(out + (j + i) * 16, a[i]);
   }
-  for (; j < n; j += 16) {
-    const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-    __m512 a = _mm512_set1_ps(init);
+  for (; j < n; ++j) {
+    __m512 a = b;
+    const float* xj = x + j * xs * 16;
     for (int t = 0; t < ntaps; ++t)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_maskz_loadu_ps(m, x + off[t] + j), a);
-    _mm512_mask_storeu_ps(out + j, m, a);
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(w + t * 16), _mm512_loadu_ps(xj + off[t] * 16), a);
+    _mm512_storeu_ps(out + j * 16, a);
   }
 }
 
-// Taps in groups of 8 (a short last group repeats its last tap): each vector of g is loaded
-// once for 8 taps' products.
-void depthwise_grad(int64_t n, const float* g, const float* x, const int64_t* off, int ntaps,
-                    float* acc) {
+// Taps in groups of 8 (a short last group repeats its last tap, not stored): each gradient
+// vector is loaded once for 8 taps' products.
+void depthwise16_grad(int64_t n, const float* g, const float* x, int64_t xs, const int64_t* off,
+                      int ntaps, float* acc) {
   for (int t0 = 0; t0 < ntaps; t0 += 8) {
-    const float* xs[8];
-    for (int i = 0; i < 8; ++i) xs[i] = x + off[std::min(t0 + i, ntaps - 1)];
+    const float* xt[8];
     __m512 a[8];
-    for (int i = 0; i < 8; ++i) a[i] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      const __m512 gv = _mm512_maskz_loadu_ps(m, g + j);
-      for (int i = 0; i < 8; ++i)
-        a[i] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, xs[i] + j), a[i]);
+    for (int i = 0; i < 8; ++i) {
+      const int t = std::min(t0 + i, ntaps - 1);
+      xt[i] = x + off[t] * 16;
+      a[i] = _mm512_loadu_ps(acc + t * 16);
     }
-    for (int i = 0; i < std::min(8, ntaps - t0); ++i) acc[t0 + i] += _mm512_reduce_add_ps(a[i]);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m512 gv = _mm512_loadu_ps(g + j * 16);
+      const int64_t k = j * xs * 16;
+      for (int i = 0; i < 8; ++i) a[i] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(xt[i] + k), a[i]);
+    }
+    for (int i = 0; i < std::min(8, ntaps - t0); ++i) _mm512_storeu_ps(acc + (t0 + i) * 16, a[i]);
   }
 }
 
@@ -239,8 +240,8 @@ void gather2(const float* src, int64_t n, float* dst) {
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
 Gather2F32 avx512::gather2_f32() { return &gather2; }
-DepthwiseRowF32 avx512::depthwise_row_f32() { return &depthwise_row; }
-DepthwiseGradF32 avx512::depthwise_grad_f32() { return &depthwise_grad; }
+Depthwise16RowF32 avx512::depthwise16_row_f32() { return &depthwise16_row; }
+Depthwise16GradF32 avx512::depthwise16_grad_f32() { return &depthwise16_grad; }
 TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
@@ -253,9 +254,9 @@ namespace pyengine::cpu::conv_detail {
 DirectTileF32 avx512::direct_tile_f32() { return nullptr; }
 PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
 TransposeF32 avx512::transpose_f32() { return nullptr; }
-DepthwiseRowF32 avx512::depthwise_row_f32() { return nullptr; }
-DepthwiseGradF32 avx512::depthwise_grad_f32() { return nullptr; }
 Gather2F32 avx512::gather2_f32() { return nullptr; }
+Depthwise16RowF32 avx512::depthwise16_row_f32() { return nullptr; }
+Depthwise16GradF32 avx512::depthwise16_grad_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 

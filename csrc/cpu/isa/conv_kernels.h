@@ -65,29 +65,30 @@ using PixelTileF32 = void (*)(int nv, const float* const* x, int64_t plane, int6
 using TransposeF32 = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                               int64_t ldd, int64_t rows_out);
 
-// Depthwise convs (one channel in and out per group) over the same flat layout: one channel's
-// flat correlation, n flat positions, overwritten:
-//   out[j] = init + sum_{t < ntaps} w[t] * x[off[t] + j],   j < n
-// (reads x up to max(off) + n - 1), and its grad-weight, accumulated:
-//   acc[t] += sum_{j < n} g[j] * x[off[t] + j],   t < ntaps
-// with g the output gradient laid out on the same flat positions (zero where not an output).
-using DepthwiseRowF32 = void (*)(int64_t n, const float* x, const int64_t* off, int ntaps,
-                                 const float* w, float init, float* out);
-using DepthwiseGradF32 = void (*)(int64_t n, const float* g, const float* x, const int64_t* off,
-                                  int ntaps, float* acc);
+// Depthwise convs (one channel in and out per group), vectorized over 16 channels: images
+// stored as (position, 16 channels) over a flat padded plane. One output row of n positions,
+// overwritten:
+//   out[j*16 + c] = init[c] + sum_{t < ntaps} w[t*16 + c] * x[(j*xs + off[t])*16 + c]
+// (xs: the input step between outputs, i.e. the stride; off: tap offsets in positions), and
+// its grad-weight over one row of the output gradient g, accumulated:
+//   acc[t*16 + c] += sum_{j < n} g[j*16 + c] * x[(j*xs + off[t])*16 + c],   t < ntaps
+using Depthwise16RowF32 = void (*)(int64_t n, const float* x, int64_t xs, const int64_t* off,
+                                   int ntaps, const float* w, const float* init, float* out);
+using Depthwise16GradF32 = void (*)(int64_t n, const float* g, const float* x, int64_t xs,
+                                    const int64_t* off, int ntaps, float* acc);
 
 // dst[j] = src[2j] for j < n (reads src[0 .. 2n - 2]): one phase of a row split by a stride
 // of 2 (the polyphase copies of pad_flat).
 using Gather2F32 = void (*)(const float* src, int64_t n, float* dst);
 
 namespace avx512 {
-DirectTileF32 direct_tile_f32();           // null when built without AVX-512
-PixelTileF32 pixel_tile_f32();             // null when built without AVX-512
-GradWeightTileF32 grad_weight_tile_f32();  // null when built without AVX-512
-TransposeF32 transpose_f32();              // null when built without AVX-512
-DepthwiseRowF32 depthwise_row_f32();       // null when built without AVX-512
-DepthwiseGradF32 depthwise_grad_f32();     // null when built without AVX-512
-Gather2F32 gather2_f32();                  // null when built without AVX-512
+DirectTileF32 direct_tile_f32();            // null when built without AVX-512
+PixelTileF32 pixel_tile_f32();              // null when built without AVX-512
+GradWeightTileF32 grad_weight_tile_f32();   // null when built without AVX-512
+TransposeF32 transpose_f32();               // null when built without AVX-512
+Gather2F32 gather2_f32();                   // null when built without AVX-512
+Depthwise16RowF32 depthwise16_row_f32();    // null when built without AVX-512
+Depthwise16GradF32 depthwise16_grad_f32();  // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
