@@ -977,16 +977,25 @@ void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan&
 }
 
 // Which tile a direct forward uses: 6 outputs x 64 channels (pixels) with at least 48 output
-// channels per group, else 8 channels x 48 flat positions (rows). Measured on Zen 5, 2 threads,
-// 8 images, 3x3, GFLOP/s pixels / rows: 64->64 56x56 1.01, 128->128 28x28 1.05, 256->256 14x14
-// 1.09, 512->512 7x7 1.11, stride 2 1.13-1.16 (no phase planes, no padded columns); but 32->32
-// 56x56 0.93, 16->16 112x112 0.70 (a tile of 16 or 32 channels feeds too few FMAs per load).
-// PYENGINE_CONV_PIXEL=0 / 1 forces one (benchmarks, tests).
-conv_detail::PixelTileF32 pixel_kernel(const Geo& q) {
+// channels per group where the 48-wide tiles of flat positions would compute over 5% more
+// outputs than wanted (short rows, strides, output phases), else 8 channels x 48 flat
+// positions (rows). Measured on Zen 5, 2 threads, 8 images, 3x3, GFLOP/s pixels / rows:
+// 128->128 28x28 1.00-1.08, 256->256 14x14 1.05-1.09, 512->512 7x7 1.2-1.3, stride 2
+// 1.04-1.27 (no phase planes, no padded columns); but 64->64 56x56 (4% waste) 0.95-1.04 and
+// 0.96 with the bench's bias, 32->32 56x56 0.93, 16->16 112x112 0.70 (a tile of 16 or 32
+// channels feeds too few FMAs per load). PYENGINE_CONV_PIXEL=0 / 1 forces one (benchmarks,
+// tests).
+conv_detail::PixelTileF32 pixel_kernel(const ConvParams& p, const Geo& q) {
   const auto kern = conv_detail::avx512::pixel_tile_f32();
   if (const char* e = std::getenv("PYENGINE_CONV_PIXEL"); e != nullptr && e[0] != '\0')
     return e[0] == '1' ? kern : nullptr;
-  return q.Og >= 48 ? kern : nullptr;
+  if (q.Og < 48) return nullptr;
+  int64_t valid = 0, computed = 0;
+  for (const Phase& ph : direct_plan(p, q).phases) {
+    valid += ph.rows * ph.cols_valid;
+    computed += ph.tiles * kDirectCols;
+  }
+  return 20 * valid < 19 * computed ? kern : nullptr;
 }
 
 // The packed weights of a direct forward, R output channels innermost, phase after phase:
@@ -1077,7 +1086,7 @@ void fill_unreached(const ConvParams& p, const Geo& q, const DirectPlan& plan, c
 void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
                     const float* w, const float* bias, float* y) {
   const Geo q = geo(p);
-  const auto pkern = pixel_kernel(q);
+  const auto pkern = pixel_kernel(p, q);
   const DirectPlan plan = direct_plan(p, q, pkern == nullptr);
   const Flat& f = plan.f;
   const int64_t R = pkern != nullptr ? conv_detail::kPixelBlock : kDirectRows;
