@@ -24,16 +24,16 @@
 //   conv_grad_input   gy (N, O, OH, OW), w                  -> gx (N, C, H, W)
 //   conv_grad_weight  x (N, C, H, W), gy (N, O, OH, OW)      -> gw (w's layout)
 //   conv_grad_bias    gy (N, O, OH, OW)                      -> gb (O)
-// Method: float32 on AVX-512 with >= 8 output channels per group and not both stride and input
-// dilation: a direct convolution over flat, padded copies of each image (cpu/isa/conv_kernels.h;
-// no im2col). Otherwise im2col onto the GEMM of cpu/gemm.h (1x1, stride 1, unpadded: straight
-// GEMM), or,
-// when idil > 1 and stride == 1 (transposed convs, grad-input of strided convs), the GEMM
-// followed by col2im, which does no multiply-adds on the inserted zeros; depthwise convs use
-// direct loops. Scratch comes from per-thread workspaces that grow and are reused. Threads:
-// OpenMP over (image, group) pairs when there are enough, else the GEMM's own threads (and
-// the copies around it); pyengine::get_num_threads(). Results do not depend on the thread
-// count except for float rounding in grad-weight (per-thread partial sums, fixed order).
+// Method: float32 on AVX-512 with >= 8 output channels per group (or at least as many output
+// as input channels) and not both stride and input dilation: a direct convolution over flat,
+// padded copies of each image (cpu/isa/conv_kernels.h; no im2col); depthwise convs there: 16
+// channels per vector. Otherwise im2col onto the GEMM of cpu/gemm.h (1x1, stride 1, unpadded:
+// straight GEMM), or, when idil > 1 and stride == 1 (transposed convs, grad-input of strided
+// convs), the GEMM followed by col2im, which does no multiply-adds on the inserted zeros;
+// depthwise convs use direct loops. Scratch comes from per-thread workspaces that grow and are
+// reused. Threads: OpenMP over (image, group) pairs when there are enough, else the GEMM's own
+// threads (and the copies around it); pyengine::get_num_threads(). Results do not depend on the
+// thread count except for float rounding in grad-weight (per-thread partial sums, fixed order).
 // Shapes are the caller's to check (the bindings do); the caller holds no GIL.
 #pragma once
 #include <cstdint>
