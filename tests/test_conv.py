@@ -368,6 +368,22 @@ def test_conv_direct_path(cpu_isa, num_threads, case, tile, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("tile", ["", "0", "1"], ids=["chosen", "rows", "pixels"])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+def test_conv_with_no_input_channels_gives_the_bias(tile, transposed, monkeypatch):
+    """Zero input channels: every output is the bias (the direct tiles start from it and have
+    no channel to add), whichever tile runs."""
+    monkeypatch.setenv("PYENGINE_CONV_PIXEL", tile)
+    x = pe.zeros(2, 0, 5, 5)
+    b = pe.arange(64, dtype=pe.float32)
+    if transposed:
+        y = F.conv_transpose2d(x, pe.zeros(0, 64, 3, 3), b, stride=2)
+    else:
+        y = F.conv2d(x, pe.zeros(64, 0, 3, 3), b)
+    expected = np.broadcast_to(np.arange(64, dtype=np.float32)[None, :, None, None], y.shape)
+    np.testing.assert_array_equal(y.numpy(), expected)
+
+
 # The direct depthwise path (float32, AVX-512: 16 channels at a time, stored (position,
 # channel), one row kernel call per output row) for forward, grad-input (its adjoint:
 # input-dilated and flipped when strided) and grad-weight; channel counts past one group of

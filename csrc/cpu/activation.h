@@ -43,5 +43,21 @@ template <typename T>
 void silu(int64_t n, const T* x, T* y);
 template <typename T>
 void silu_backward(int64_t n, const T* x, const T* g, T* dx);
+template <>
+void gelu_tanh<float>(int64_t n, const float* x, float* y);
+template <>
+void gelu_tanh<double>(int64_t n, const double* x, double* y);
+template <>
+void gelu_tanh_backward<float>(int64_t n, const float* x, const float* g, float* dx);
+template <>
+void gelu_tanh_backward<double>(int64_t n, const double* x, const double* g, double* dx);
+template <>
+void silu<float>(int64_t n, const float* x, float* y);
+template <>
+void silu<double>(int64_t n, const double* x, double* y);
+template <>
+void silu_backward<float>(int64_t n, const float* x, const float* g, float* dx);
+template <>
+void silu_backward<double>(int64_t n, const double* x, const double* g, double* dx);
 
 }  // namespace pyengine::cpu

@@ -948,7 +948,8 @@ void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan&
     float* ob = out + o0 * q.OHW;
     for (int64_t s0 = k0; s0 < k1; s0 += kStrip) {
       const int64_t s1 = std::min(k1, s0 + kStrip);
-      for (int64_t c0 = 0; c0 < q.Cg; c0 += chunk) {
+      // At least one pass, so that with no input channels the tile still holds the bias.
+      for (int64_t c0 = 0; c0 < std::max<int64_t>(q.Cg, 1); c0 += chunk) {
         const int64_t cc = std::min(chunk, q.Cg - c0);
         const float* wc = wg + (o0 / B) * wblock + c0 * ph.ntaps * B;
         for (int64_t k = s0; k < s1; k += P) {
@@ -1287,8 +1288,10 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
 // go one per thread. Measured on Zen 5, 2 threads: see bench/RESULTS.md.
 thread_local Scratch t_dwrow;  // one output row / one item's output gradient, 16 channels
 
+// (The kernels are null in a build without AVX-512 code, whatever the CPU.)
 bool direct_depthwise(const ConvParams& p) {
   if (!direct_enabled() || (!unit(p.idil) && !unit(p.stride))) return false;
+  if (conv_detail::avx512::depthwise16_row_f32() == nullptr) return false;
   const Geo q = geo(p);
   return depthwise(q) && q.OHW > 0;
 }
