@@ -221,7 +221,7 @@ def _layer_inputs(mode, T, N, I, H, L, bi, bf, bias=True):
     return shapes
 
 
-def _layer_fns(mode, L, bi, bf, lens):
+def layer_fns(mode, L, bi, bf, lens):
     if mode == "lstm":
 
         def op(x, h0, c0, *w):
@@ -252,7 +252,7 @@ def _layer_fns(mode, L, bi, bf, lens):
     return op, ref, vjp
 
 
-def _gru_inputs(shapes):
+def gru_inputs(shapes):
     """GRU has no c0: pass a constant (bool) placeholder that neither side reads."""
     shapes = list(shapes)
     shapes[2] = np.zeros(1, dtype=bool)
@@ -264,10 +264,10 @@ def _gru_inputs(shapes):
 @pytest.mark.parametrize("case", LAYER_CASES, ids=_layer_id)
 def test_layer(case, dtype, mode):
     T, N, I, H, L, bi, bf, lens = case
-    op, ref, vjp = _layer_fns(mode, L, bi, bf, lens)
+    op, ref, vjp = layer_fns(mode, L, bi, bf, lens)
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
     if mode == "gru":
-        shapes = _gru_inputs(shapes)
+        shapes = gru_inputs(shapes)
     numel = sum(int(np.prod(s)) for s in shapes if isinstance(s, tuple))
     check_op(
         op,
@@ -285,18 +285,18 @@ def test_layer(case, dtype, mode):
 def test_layer_isa_paths(cpu_isa, mode, dtype):
     case = (5, 3, 4, 19, 1, True, False, [5, 3, 2])  # H = 19: vector tails on every ISA
     T, N, I, H, L, bi, bf, lens = case
-    op, ref, vjp = _layer_fns(mode, L, bi, bf, lens)
+    op, ref, vjp = layer_fns(mode, L, bi, bf, lens)
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
-    shapes = _gru_inputs(shapes) if mode == "gru" else shapes
+    shapes = gru_inputs(shapes) if mode == "gru" else shapes
     check_op(op, ref, vjp, shapes, dtype=dtype, gradcheck=False, **_grad_tol(dtype))
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_layer_without_bias(mode):
     T, N, I, H, L, bi, bf = 4, 2, 3, 3, 2, True, False
-    op, ref, vjp = _layer_fns(mode, L, bi, bf, [4, 2])
+    op, ref, vjp = layer_fns(mode, L, bi, bf, [4, 2])
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf, bias=False)
-    shapes = _gru_inputs(shapes) if mode == "gru" else shapes
+    shapes = gru_inputs(shapes) if mode == "gru" else shapes
     check_op(op, ref, vjp, shapes, dtype=pe.float64)
 
 
@@ -305,9 +305,9 @@ def test_layer_threads(num_threads, mode):
     """N*H above the threshold that parallelizes the pointwise pass (and the GEMMs)."""
     T, N, I, H, L, bi, bf = 6, 48, 40, 200, 1, True, True
     lens = [1 + (n * 5) % T for n in range(N)]
-    op, ref, vjp = _layer_fns(mode, L, bi, bf, lens)
+    op, ref, vjp = layer_fns(mode, L, bi, bf, lens)
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
-    shapes = _gru_inputs(shapes) if mode == "gru" else shapes
+    shapes = gru_inputs(shapes) if mode == "gru" else shapes
     # weights of torch's init scale, so that pre-activations stay O(1) as in real use
     check_op(
         op,
@@ -323,7 +323,7 @@ def test_layer_threads(num_threads, mode):
 
 def test_long_sequence_float32():
     """64 steps, I = H = 64: float32 stays close to the float64 reference."""
-    op, ref, vjp = _layer_fns("lstm", 1, False, False, None)
+    op, ref, vjp = layer_fns("lstm", 1, False, False, None)
     check_op(
         op,
         ref,
@@ -340,7 +340,7 @@ def test_long_sequence_float32():
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_gradcheck_5_steps_with_lengths(mode):
     """Finite differences for input, initial states, weights and biases, 5 steps."""
-    op, _, _ = _layer_fns(mode, 1, True, False, [5, 3])
+    op, _, _ = layer_fns(mode, 1, True, False, [5, 3])
     rng = np.random.default_rng(1)
     shapes = _layer_inputs(mode, 5, 2, 3, 3, 1, True, False)
     ts = [pe.tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes]

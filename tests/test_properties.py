@@ -22,6 +22,7 @@ from reference import lstm as RR
 from reference import norm as RN
 from reference import pool as RP
 from reference import softmax as RS
+from test_lstm import gru_inputs, layer_fns  # the same layer ops and references
 
 import pyengine as pe
 import pyengine.functional as F
@@ -450,34 +451,9 @@ def test_rnn_layer_properties(mode, T, N, I, H, L, bi, bf, data, isa_name):  # n
     for layer in range(L):
         for _ in range(D):
             shapes += [(G * H, I if layer == 0 else D * H), (G * H, H), (G * H,), (G * H,)]
-    if mode == "lstm":
-
-        def op(x, h0, c0, *w):
-            y, (h, c) = F.lstm(x, (h0, c0), w, L, bi, bf, lengths=lens)
-            return y, h, c
-
-        def ref(x, h0, c0, *w):
-            return RR.rnn("lstm", x, h0, c0, list(w), L, bi, bf, lens)
-
-        def vjp(g, x, h0, c0, *w):
-            dx, dh0, dc0, dw = RR.rnn_vjp("lstm", g, x, h0, c0, list(w), L, bi, bf, lens)
-            return [dx, dh0, dc0, *dw]
-
-    else:
-        shapes[2] = np.zeros(1, dtype=bool)  # GRU has no c0: a constant neither side reads
-
-        def op(x, h0, c0, *w):
-            return F.gru(x, h0, w, L, bi, bf, lengths=lens)
-
-        def ref(x, h0, c0, *w):
-            return RR.rnn("gru", x, h0, None, list(w), L, bi, bf, lens)[:2]
-
-        def vjp(g, x, h0, c0, *w):
-            dx, dh0, _, dw = RR.rnn_vjp(
-                "gru", (g[0], g[1], None), x, h0, None, list(w), L, bi, bf, lens
-            )
-            return [dx, dh0, None, *dw]
-
+    if mode == "gru":
+        shapes = gru_inputs(shapes)
+    op, ref, vjp = layer_fns(mode, L, bi, bf, lens)
     with isa(isa_name):
         check_both(op, ref, vjp, shapes)
 
