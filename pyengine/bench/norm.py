@@ -13,8 +13,7 @@ import numpy as np
 import pyengine as pe
 import pyengine.functional as F
 
-from . import optional_torch
-from ._interleaved import run_case_interleaved
+from ._interleaved import run_elementwise
 
 UNIT = "GB/s"
 
@@ -73,13 +72,4 @@ def _fns(kind, shape, backward, lib, torch, rng):
 
 
 def run(quick: bool = False) -> list:
-    rng = np.random.default_rng(0)
-    torch = optional_torch()
-    rows = []
-    for name, kind, shape, backward in cases(quick):
-        impls = {"pyengine": _fns(kind, shape, backward, "pyengine", torch, rng)}
-        if torch is not None:
-            impls["torch"] = _fns(kind, shape, backward, "torch", torch, rng)
-        nbytes = 4.0 * int(np.prod(shape)) * (5 if backward else 2)
-        rows.append(run_case_interleaved(name, nbytes, impls, min_time=0.3 if quick else 1.0))
-    return rows
+    return run_elementwise(cases(quick), _fns, quick)
