@@ -986,13 +986,14 @@ void pixel_tiles(conv_detail::PixelTileF32 kern, const Geo& q, const DirectPlan&
 // 0.96 with the bench's bias, 32->32 56x56 0.93, 16->16 112x112 0.70 (a tile of 16 or 32
 // channels feeds too few FMAs per load). PYENGINE_CONV_PIXEL=0 / 1 forces one (benchmarks,
 // tests).
-conv_detail::PixelTileF32 pixel_kernel(const ConvParams& p, const Geo& q) {
+// rows_plan: the conv's plan for the rows tile (direct_plan with phase planes).
+conv_detail::PixelTileF32 pixel_kernel(const DirectPlan& rows_plan, const Geo& q) {
   const auto kern = conv_detail::avx512::pixel_tile_f32();
   if (const char* e = std::getenv("PYENGINE_CONV_PIXEL"); e != nullptr && e[0] != '\0')
     return e[0] == '1' ? kern : nullptr;
   if (q.Og < 48) return nullptr;
   int64_t valid = 0, computed = 0;
-  for (const Phase& ph : direct_plan(p, q).phases) {
+  for (const Phase& ph : rows_plan.phases) {
     valid += ph.rows * ph.cols_valid;
     computed += ph.tiles * kDirectCols;
   }
@@ -1003,8 +1004,8 @@ conv_detail::PixelTileF32 pixel_kernel(const ConvParams& p, const Geo& q) {
 // [g][block][c][tap of the phase][R] (channels past Og zero); then the initial values
 // [g][blocks * R] (the bias). Read from the stored weight w (flipped or transposed or not).
 struct DirectWeights {
-  int64_t blocks;                    // ceil(Og / R)
-  std::vector<const float*> wphase;  // phase i, group g at wphase[i] + g * blocks * Cg*ntaps*R
+  int64_t blocks;              // ceil(Og / R)
+  std::vector<float*> wphase;  // phase i, group g at wphase[i] + g * blocks * Cg*ntaps*R
   const float* init;
 };
 
@@ -1017,10 +1018,8 @@ DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& p
   const int64_t wall = p.groups * igroup * q.Cg * ntaps_all;
   float* wp = t_direct.get<float>(wall + p.groups * igroup);
   float* init = wp + wall;
-  std::vector<float*> dst;  // phase i's packed weights
   float* d0 = wp;
   for (const Phase& ph : plan.phases) {
-    dst.push_back(d0);
     dw.wphase.push_back(d0);
     d0 += p.groups * igroup * q.Cg * ph.ntaps;
   }
@@ -1040,7 +1039,7 @@ DirectWeights pack_direct(const ConvParams& p, const Geo& q, const DirectPlan& p
     const Phase& ph = plan.phases[i];
     const int64_t g = task / dw.blocks % p.groups, b = task % dw.blocks;
     const int64_t ntp = ph.ntaps, ck = q.Cg * ntp;
-    float* d = dst[i] + (g * dw.blocks + b) * ck * R;
+    float* d = dw.wphase[i] + (g * dw.blocks + b) * ck * R;
     const int64_t* tk = tapk.data() + ph.tap0;
     const float* wb = w + g * q.Og * q.CKK + b * R * so;
     const int64_t rows = std::min(R, q.Og - b * R);
@@ -1087,8 +1086,9 @@ void fill_unreached(const ConvParams& p, const Geo& q, const DirectPlan& plan, c
 void direct_forward(conv_detail::DirectTileF32 kern, const ConvParams& p, const float* x,
                     const float* w, const float* bias, float* y) {
   const Geo q = geo(p);
-  const auto pkern = pixel_kernel(p, q);
-  const DirectPlan plan = direct_plan(p, q, pkern == nullptr);
+  DirectPlan plan = direct_plan(p, q);
+  const auto pkern = pixel_kernel(plan, q);
+  if (pkern != nullptr && !unit(p.stride)) plan = direct_plan(p, q, false);  // no phase planes
   const Flat& f = plan.f;
   const int64_t R = pkern != nullptr ? conv_detail::kPixelBlock : kDirectRows;
   const DirectWeights dw = pack_direct(p, q, plan, w, bias, R);
