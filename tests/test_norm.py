@@ -326,6 +326,29 @@ def test_layer_norm_large_threads(num_threads, shape):
     assert_close(bt.grad, db, rtol=1e-4, what="dbias")
 
 
+# Outputs of 12 MiB or more are built a row at a time in a buffer and written with streaming
+# stores (cpu/isa/rowwise_util.h, kStreamBytes); rows of 1001 values start at every alignment,
+# so the unaligned head and tail of each streamed row are exercised too.
+STREAMED_ROWS = {pe.float32: 3200, pe.float64: 1600}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_layer_norm_streamed_outputs(cpu_isa, dtype):
+    rng = np.random.default_rng(10)
+    shape = (STREAMED_ROWS[dtype], 1001)
+    assert np.prod(shape) * np.dtype(dtype).itemsize >= 12 << 20
+    x, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    w, b = rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
+    xt = pe.tensor(x.astype(dtype), requires_grad=True)
+    wt, bt = pe.tensor(w.astype(dtype), requires_grad=True), pe.tensor(b.astype(dtype))
+    y = F.layer_norm(xt, shape[1:], wt, bt)
+    assert_close(y, R.layer_norm(x, shape[1:], w, b), dtype, what="forward")
+    y.backward(pe.tensor(g.astype(dtype)))
+    dx, _, dw, _ = R.layer_norm_vjp(g, x, shape[1:], w, b)
+    assert_close(xt.grad, dx, dtype, atol=3e-5 if dtype == pe.float32 else None, what="dx")
+    assert_close(wt.grad, dw, dtype, rtol=1e-4 if dtype == pe.float32 else None, what="dweight")
+
+
 def test_layer_norm_non_contiguous_input():
     x = np.random.default_rng(9).standard_normal((5, 4, 3))
     xt = pe.tensor(x).permute(2, 0, 1)

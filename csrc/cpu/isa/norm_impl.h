@@ -10,6 +10,8 @@
 // sums (double) in the workspace, reduced by the calling thread between passes.
 // layer_norm: a member owns whole rows (a row stays in L1 across its passes); the backward's
 // dweight / dbias are per-member partial rows in the workspace, reduced at the end.
+// Outputs (y, dx) of 12 MiB or more are built a row at a time in a buffer and written with
+// streaming stores (rowwise_util.h: for_rows_out, stream_copy).
 #pragma once
 #ifndef PE_NORM_ISA
 #error "define PE_NORM_ISA (generic, avx2 or avx512) before including norm_impl.h"
@@ -25,7 +27,6 @@ namespace pyengine::cpu::norm_detail::PE_NORM_ISA {
 namespace {
 
 thread_local RowScratch t_scratch;
-
 // ---- accumulation helpers: T within a chunk, double across chunks ----------------------
 
 // sum (x - k): with a pivot k near the data (its first element) the terms are deviations, so
@@ -337,45 +338,50 @@ void batch_norm_backward(const BatchNormBackward<T>& a) {
 
 // ---- layer_norm -----------------------------------------------------------------------------
 
+// Row r of layer_norm's forward, written to y (a.y's row, or a row buffer when streaming).
+template <typename T>
+void layer_norm_row(const LayerNormForward<T>& a, int64_t r, int64_t ahead, T* y, bool own_y) {
+  const int64_t M = a.M, N = a.N;
+  const T* x = a.x + r * N;
+  double mean = 0, var = 0;
+  T mt = 0;
+  if (ahead && r + ahead < M) {
+    prefetch_row(a.x + (r + ahead) * N, N);
+    if (own_y) prefetch_row_w(a.y + (r + ahead) * N, N);
+  }
+  if (N > 0) channel_stats(x, 1, N, N, mean, var, mt);  // N == 0: mean 0, var 0
+  const double rs = 1.0 / std::sqrt(var + a.eps);
+  const T rstd = static_cast<T>(rs);
+  a.mean[r] = mt;
+  a.rstd[r] = rstd;
+  const T* w = a.weight;
+  const T* b = a.bias;
+  // (x - mt) is exact for x near the mean; the rounding of the mean to T is corrected by off
+  const T off = static_cast<T>(-(mean - static_cast<double>(mt)) * rs);
+  if (w && b) {
+#pragma omp simd
+    for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j] + b[j];
+  } else if (w) {
+#pragma omp simd
+    for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j];
+  } else if (b) {
+#pragma omp simd
+    for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off + b[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off;
+  }
+}
+
 template <typename T>
 void layer_norm_forward(const LayerNormForward<T>& a) {
   const int64_t M = a.M, N = a.N;
   if (M == 0) return;
   const int nt = threads_for(M * N * 3, M);
   const int64_t ahead = rows_ahead<T>(N);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < M; ++r) {
-    const T* x = a.x + r * N;
-    T* y = a.y + r * N;
-    double mean = 0, var = 0;
-    T mt = 0;
-    if (ahead && r + ahead < M) {
-      prefetch_row(a.x + (r + ahead) * N, N);
-      prefetch_row_w(a.y + (r + ahead) * N, N);
-    }
-    if (N > 0) channel_stats(x, 1, N, N, mean, var, mt);  // N == 0: mean 0, var 0
-    const double rs = 1.0 / std::sqrt(var + a.eps);
-    const T rstd = static_cast<T>(rs);
-    a.mean[r] = mt;
-    a.rstd[r] = rstd;
-    const T* w = a.weight;
-    const T* b = a.bias;
-    // (x - mt) is exact for x near the mean; the rounding of the mean to T is corrected by off
-    const T off = static_cast<T>(-(mean - static_cast<double>(mt)) * rs);
-    if (w && b) {
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j] + b[j];
-    } else if (w) {
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) y[j] = ((x[j] - mt) * rstd + off) * w[j];
-    } else if (b) {
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off + b[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mt) * rstd + off;
-    }
-  }
+  for_rows_out(nt, M, N, a.y, [&](int64_t r, T* y, bool streaming) {
+    layer_norm_row(a, r, ahead, y, !streaming);
+  });
 }
 
 // R consecutive rows r..r+R-1 of layer_norm's backward. Pass 1 per row (streaming dy and x from
@@ -384,7 +390,7 @@ void layer_norm_forward(const LayerNormForward<T>& a) {
 // (their read-modify-write cost as much as dx itself at R = 1).
 template <typename T, int R>
 void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, int64_t r_end, T* pw,
-                      T* pb) {
+                      T* pb, T* dbuf) {
   const int64_t N = a.N;
   const T* w = a.weight;
   const T* g[R];
@@ -395,13 +401,13 @@ void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, i
     const int64_t row = r + k;
     g[k] = a.dy + row * N;
     x[k] = a.x + row * N;
-    d[k] = a.dx ? a.dx + row * N : nullptr;
+    d[k] = !a.dx ? nullptr : dbuf ? dbuf + k * N : a.dx + row * N;
     mean[k] = a.mean[row];
     rstd[k] = a.rstd[row];
     if (ahead && row + ahead < r_end) {
       prefetch_row(g[k] + ahead * N, N);
       prefetch_row(x[k] + ahead * N, N);
-      if (a.dx) prefetch_row_w(d[k] + ahead * N, N);
+      if (a.dx && !dbuf) prefetch_row_w(d[k] + ahead * N, N);
     }
     if (!a.dx) continue;
     double s0 = 0, s1 = 0;
@@ -445,6 +451,9 @@ void ln_backward_rows(const LayerNormBackward<T>& a, int64_t r, int64_t ahead, i
           d[k][j] = rstd[k] * g[k][j] * wj + c1[k] * (x[k][j] - mean[k]) + c0[k];
       }
     }
+    if (dbuf) {
+      for (int k = 0; k < R; ++k) stream_copy(a.dx + (r + k) * N, d[k], N);
+    }
   } else if (pw) {
 #pragma omp simd
     for (int64_t j = 0; j < N; ++j) {
@@ -464,6 +473,8 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
   const int64_t M = a.M, N = a.N;
   const bool want_params = a.dweight || a.dbias;
   const int nt = threads_for(M * N * 3, std::max<int64_t>(M, 1));
+  // dx rows are built in a buffer and streamed out, as for_rows_out does
+  const bool stream = a.dx && streamed(M, N * static_cast<int64_t>(sizeof(T)));
   // per-member partial rows: dweight then dbias
   T* part = want_params ? t_scratch.get<T>(2 * static_cast<int64_t>(nt) * N) : nullptr;
 #pragma omp parallel num_threads(nt)
@@ -477,11 +488,14 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
       for (int64_t j = 0; j < 2 * N; ++j) pw[j] = 0;
     }
     const int64_t ahead = rows_ahead<T>(2 * N);
+
     // One row at a time: blocks of 2 or 4 rows (one pw / pb update per block) measured slower
     // on Zen 5 (8192x768: 2.4 ms at 1 row, 2.7 at 2, 3.4 at 4; the rows no longer fit L1).
     constexpr int kRows = 1;
+    T* dbuf = stream ? stream_row_buffer().get<T>(kRows * N) : nullptr;
     int64_t r = r0;
-    for (; r + kRows <= r1; r += kRows) ln_backward_rows<T, kRows>(a, r, ahead, r1, pw, pb);
+    for (; r + kRows <= r1; r += kRows) ln_backward_rows<T, kRows>(a, r, ahead, r1, pw, pb, dbuf);
+    if (stream) stream_fence();
   }
   if (!want_params) return;
   for (int64_t j = 0; j < N; ++j) {
