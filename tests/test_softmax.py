@@ -82,6 +82,27 @@ def test_softmax_large_threads(num_threads, shape, log):
     assert_close(xt.grad, want, what="backward")
 
 
+# A backward's dx of 12 MiB or more is built a row at a time in a buffer and written with
+# streaming stores (cpu/isa/rowwise_util.h, kStreamBytes); rows of 1001 values start at every
+# alignment, so each streamed row's unaligned head and tail are exercised too.
+STREAMED_ROWS = {pe.float32: 3200, pe.float64: 1600}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_streamed_gradient(cpu_isa, log, dtype):
+    rng = np.random.default_rng(1)
+    shape = (STREAMED_ROWS[dtype], 1001)
+    assert np.prod(shape) * np.dtype(dtype).itemsize >= 12 << 20
+    x, g = rng.standard_normal(shape) * 3, rng.standard_normal(shape)
+    xt = pe.tensor(x.astype(dtype), requires_grad=True)
+    y = (F.log_softmax if log else F.softmax)(xt, 1)
+    assert_close(y, (R.log_softmax if log else R.softmax)(x, 1), dtype, what="forward")
+    y.backward(pe.tensor(g.astype(dtype)))
+    want = (R.log_softmax_vjp if log else R.softmax_vjp)(g, x, 1)[0]
+    assert_close(xt.grad, want, dtype, what="backward")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_softmax_large_logits(cpu_isa, dtype):
     """Logits of +-1e4 neither overflow nor lose the small differences."""

@@ -243,15 +243,14 @@ void softmax_backward(int64_t outer, int64_t dim, int64_t inner, const T* y, con
   if (inner == 1) {
     const int nt = threads_for(outer * dim * 3, outer);
     const int64_t ahead = rows_ahead<T>(2 * dim);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t o = 0; o < outer; ++o) {
+    for_rows_out(nt, outer, dim, d, [&](int64_t o, T* dout, bool streaming) {
       if (ahead && o + ahead < outer) {
         prefetch_row(y + (o + ahead) * dim, dim);
         prefetch_row(g + (o + ahead) * dim, dim);
-        prefetch_row_w(d + (o + ahead) * dim, dim);
+        if (!streaming) prefetch_row_w(d + (o + ahead) * dim, dim);
       }
-      softmax_backward_row(y + o * dim, g + o * dim, d + o * dim, dim, log);
-    }
+      softmax_backward_row(y + o * dim, g + o * dim, dout, dim, log);
+    });
     return;
   }
   const int64_t nb = (inner + kBlock - 1) / kBlock;
