@@ -218,6 +218,38 @@ def test_batch_norm_large_threads(num_threads, shape):
     assert_close(rv, v, what="running_var")
 
 
+# Outputs of 12 MiB or more are written a slab (n, c) at a time through a buffer with streaming
+# stores (cpu/isa/rowwise_util.h, kStreamBytes); slabs of 91x91 values start at every alignment.
+BN_STREAMED = {pe.float32: (16, 24, 91, 91), pe.float64: (8, 24, 91, 91)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batch_norm_streamed_outputs(cpu_isa, training, dtype):
+    rng = np.random.default_rng(11)
+    shape = BN_STREAMED[dtype]
+    assert np.prod(shape) * np.dtype(dtype).itemsize >= 12 << 20
+    C = shape[1]
+    x, g = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    w, b = rng.uniform(0.5, 2, C), rng.standard_normal(C)
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+    xt = pe.tensor(x.astype(dtype), requires_grad=True)
+    wt, bt = pe.tensor(w.astype(dtype), requires_grad=True), pe.tensor(b.astype(dtype))
+    rmt, rvt = pe.tensor(rm.astype(dtype)), pe.tensor(rv.astype(dtype))
+    y = F.batch_norm(xt, rmt, rvt, wt, bt, training=training)
+    if training:
+        want = R.batch_norm_train(x, w, b)
+        dx, dw, _ = R.batch_norm_train_vjp(g, x, w, b)
+    else:
+        want = R.batch_norm_eval(x, rm, rv, w, b)
+        dx, _, _, dw, _ = R.batch_norm_eval_vjp(g, x, rm, rv, w, b)
+    assert_close(y, want, dtype, what="forward")
+    y.backward(pe.tensor(g.astype(dtype)))
+    f32 = dtype == pe.float32
+    assert_close(xt.grad, dx, dtype, atol=2e-5 if f32 else None, what="dx")
+    assert_close(wt.grad, dw, dtype, rtol=1e-4 if f32 else None, what="dweight")
+
+
 @pytest.mark.parametrize("which", ["batch_norm", "layer_norm"])
 def test_large_mean_is_stable(cpu_isa, which):
     """|mean| = 1e4 >> std = 1 in float32: two-pass statistics keep the output accurate."""

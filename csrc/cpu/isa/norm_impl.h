@@ -10,8 +10,8 @@
 // sums (double) in the workspace, reduced by the calling thread between passes.
 // layer_norm: a member owns whole rows (a row stays in L1 across its passes); the backward's
 // dweight / dbias are per-member partial rows in the workspace, reduced at the end.
-// Outputs (y, dx) of 12 MiB or more are built a row at a time in a buffer and written with
-// streaming stores (rowwise_util.h: for_rows_out, stream_copy).
+// Outputs (y, dx) of 12 MiB or more are built a row (a slab, for batch_norm) at a time in a
+// buffer and written with streaming stores (rowwise_util.h: for_rows_out, stream_copy).
 #pragma once
 #ifndef PE_NORM_ISA
 #error "define PE_NORM_ISA (generic, avx2 or avx512) before including norm_impl.h"
@@ -86,16 +86,19 @@ void update_running(const BatchNormForward<T>& a, int64_t c, double mean, double
   a.running_var[c] = static_cast<T>((1 - m) * a.running_var[c] + m * unbiased);
 }
 
-// y[n, c, :] = (x - mean) * scale + shift for one channel.
+// y[n, c, :] = (x - mean) * scale + shift for one channel; buf: nullptr, or a row buffer through
+// which each slab is streamed out (stream_copy).
 template <typename T>
-void bn_apply_channel(const BatchNormForward<T>& a, int64_t c, T mean, T scale, T shift) {
+void bn_apply_channel(const BatchNormForward<T>& a, int64_t c, T mean, T scale, T shift, T* buf) {
   const int64_t CS = a.C * a.S;
   for (int64_t n = 0; n < a.N; ++n) {
     const T* xp = a.x + n * CS + c * a.S;
     T* yp = a.y + n * CS + c * a.S;
-    if (n + 1 < a.N) prefetch_row_w(yp + CS, a.S);
+    T* out = buf ? buf : yp;
+    if (n + 1 < a.N && !buf) prefetch_row_w(yp + CS, a.S);
 #pragma omp simd
-    for (int64_t s = 0; s < a.S; ++s) yp[s] = (xp[s] - mean) * scale + shift;
+    for (int64_t s = 0; s < a.S; ++s) out[s] = (xp[s] - mean) * scale + shift;
+    if (buf) stream_copy(yp, buf, a.S);
   }
 }
 
@@ -103,27 +106,33 @@ template <typename T>
 void bn_forward_channels(const BatchNormForward<T>& a) {
   const int64_t CS = a.C * a.S;
   const int nt = threads_for(a.N * CS * 3, a.C);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < a.C; ++c) {
-    double mean, var;
-    T mean_t;
-    if (a.training) {
-      channel_stats(a.x + c * a.S, a.N, a.S, CS, mean, var, mean_t);
-      update_running(a, c, mean, var);
-    } else {
-      mean = a.running_mean[c];
-      var = a.running_var[c];
-      mean_t = a.running_mean[c];
+  const bool stream = streamed(a.N * a.C, a.S * static_cast<int64_t>(sizeof(T)));
+#pragma omp parallel num_threads(nt)
+  {
+    T* buf = stream ? stream_row_buffer().get<T>(a.S) : nullptr;
+#pragma omp for schedule(static) nowait
+    for (int64_t c = 0; c < a.C; ++c) {
+      double mean, var;
+      T mean_t;
+      if (a.training) {
+        channel_stats(a.x + c * a.S, a.N, a.S, CS, mean, var, mean_t);
+        update_running(a, c, mean, var);
+      } else {
+        mean = a.running_mean[c];
+        var = a.running_var[c];
+        mean_t = a.running_mean[c];
+      }
+      const double invstd = 1.0 / std::sqrt(var + a.eps);
+      const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+      const double b = a.bias ? static_cast<double>(a.bias[c]) : 0.0;
+      a.save_mean[c] = mean_t;
+      a.save_invstd[c] = static_cast<T>(invstd);
+      // (x - mean_t) is exact for x near the mean; the rounding of the mean to T goes to the shift
+      const double scale = w * invstd;
+      const double shift = b - (mean - static_cast<double>(mean_t)) * scale;
+      bn_apply_channel(a, c, mean_t, static_cast<T>(scale), static_cast<T>(shift), buf);
     }
-    const double invstd = 1.0 / std::sqrt(var + a.eps);
-    const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
-    const double b = a.bias ? static_cast<double>(a.bias[c]) : 0.0;
-    a.save_mean[c] = mean_t;
-    a.save_invstd[c] = static_cast<T>(invstd);
-    // (x - mean_t) is exact for x near the mean; the rounding of the mean to T goes to the shift
-    const double scale = w * invstd;
-    const double shift = b - (mean - static_cast<double>(mean_t)) * scale;
-    bn_apply_channel(a, c, mean_t, static_cast<T>(scale), static_cast<T>(shift));
+    if (stream) stream_fence();
   }
 }
 
@@ -224,39 +233,46 @@ void bn_backward_channels(const BatchNormBackward<T>& a) {
   const int64_t CS = a.C * a.S;
   const double M = static_cast<double>(a.N * a.S);
   const int nt = threads_for(a.N * CS * 3, a.C);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < a.C; ++c) {
-    const T mean = a.mean[c];
-    const double invstd = a.invstd[c];
-    double sdy = 0, sdyx = 0;
-    for (int64_t n = 0; n < a.N; ++n) {
-      const int64_t off = n * CS + c * a.S;
-      if (n + 1 < a.N) {
-        prefetch_row(a.dy + off + CS, a.S);
-        prefetch_row(a.x + off + CS, a.S);
+  const bool stream = a.dx && streamed(a.N * a.C, a.S * static_cast<int64_t>(sizeof(T)));
+#pragma omp parallel num_threads(nt)
+  {
+    T* buf = stream ? stream_row_buffer().get<T>(a.S) : nullptr;
+#pragma omp for schedule(static) nowait
+    for (int64_t c = 0; c < a.C; ++c) {
+      const T mean = a.mean[c];
+      const double invstd = a.invstd[c];
+      double sdy = 0, sdyx = 0;
+      for (int64_t n = 0; n < a.N; ++n) {
+        const int64_t off = n * CS + c * a.S;
+        if (n + 1 < a.N) {
+          prefetch_row(a.dy + off + CS, a.S);
+          prefetch_row(a.x + off + CS, a.S);
+        }
+        sum_dy_dyx(a.dy + off, a.x + off, a.S, mean, sdy, sdyx);
       }
-      sum_dy_dyx(a.dy + off, a.x + off, a.S, mean, sdy, sdyx);
-    }
-    if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
-    if (a.dbias) a.dbias[c] = static_cast<T>(sdy);
-    if (!a.dx) continue;
-    const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
-    const double k = w * invstd;
-    // dx = k*dy + kx*(x - mean) + k0
-    const T ka = static_cast<T>(k);
-    const T kx = a.training ? static_cast<T>(-k * invstd * invstd * sdyx / M) : T(0);
-    const T k0 = a.training ? static_cast<T>(-k * sdy / M) : T(0);
-    // Slabs in reverse order: the last ones read by the reductions are still in L2 (a
-    // channel's dy and x, 800 KB at 32x3136, do not all stay there next to dx).
-    for (int64_t n = a.N - 1; n >= 0; --n) {
-      const int64_t off = n * CS + c * a.S;
-      const T* g = a.dy + off;
-      const T* xp = a.x + off;
-      T* d = a.dx + off;
-      if (n > 0) prefetch_row_w(d - CS, a.S);
+      if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
+      if (a.dbias) a.dbias[c] = static_cast<T>(sdy);
+      if (!a.dx) continue;
+      const double w = a.weight ? static_cast<double>(a.weight[c]) : 1.0;
+      const double k = w * invstd;
+      // dx = k*dy + kx*(x - mean) + k0
+      const T ka = static_cast<T>(k);
+      const T kx = a.training ? static_cast<T>(-k * invstd * invstd * sdyx / M) : T(0);
+      const T k0 = a.training ? static_cast<T>(-k * sdy / M) : T(0);
+      // Slabs in reverse order: the last ones read by the reductions are still in L2 (a
+      // channel's dy and x, 800 KB at 32x3136, do not all stay there next to dx).
+      for (int64_t n = a.N - 1; n >= 0; --n) {
+        const int64_t off = n * CS + c * a.S;
+        const T* g = a.dy + off;
+        const T* xp = a.x + off;
+        T* d = buf ? buf : a.dx + off;
+        if (n > 0 && !buf) prefetch_row_w(d - CS, a.S);
 #pragma omp simd
-      for (int64_t s = 0; s < a.S; ++s) d[s] = ka * g[s] + kx * (xp[s] - mean) + k0;
+        for (int64_t s = 0; s < a.S; ++s) d[s] = ka * g[s] + kx * (xp[s] - mean) + k0;
+        if (buf) stream_copy(a.dx + off, buf, a.S);
+      }
     }
+    if (stream) stream_fence();
   }
 }
 
