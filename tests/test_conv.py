@@ -385,9 +385,10 @@ def test_conv_with_no_input_channels_gives_the_bias(tile, transposed, monkeypatc
 
 
 # The direct depthwise path (float32, AVX-512: 16 channels at a time, stored (position,
-# channel), one row kernel call per output row) for forward, grad-input (its adjoint:
-# input-dilated and flipped when strided) and grad-weight; channel counts past one group of
-# 16; channel multipliers > 1 are grouped convs, not this path.
+# channel), one row kernel call per output row; a forward with column stride 2 works on NCHW
+# planes instead) for forward, grad-input (its adjoint: input-dilated and flipped when
+# strided) and grad-weight; channel counts past one group of 16; channel multipliers > 1 are
+# grouped convs, not this path.
 DEPTHWISE = [
     # N, C, H, W, kh, kw, extra kwargs of conv_general (groups = C)
     (2, 5, 9, 11, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
@@ -398,6 +399,11 @@ DEPTHWISE = [
     (1, 4, 5, 6, 4, 4, dict(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 3))),
     (2, 21, 7, 9, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),  # 16 + 5 channels
     (1, 18, 6, 6, 3, 3, dict(pad_lo=(-1, 1), pad_hi=(1, -1))),  # cropping pads
+    # column stride 2 takes the NCHW plane kernel (forward): two vectors per output row (21,
+    # 18 and 32 columns), a stride of 1, 2 or 3 down, dilation, 5 wide, asymmetric pads
+    (1, 3, 10, 40, 3, 5, dict(stride=(1, 2), pad_lo=(1, 2), pad_hi=(0, 3))),
+    (2, 2, 13, 37, 3, 3, dict(stride=(3, 2), dilation=(2, 2), pad_lo=(2, 1), pad_hi=(1, 2))),
+    (1, 17, 9, 64, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
 ]
 
 

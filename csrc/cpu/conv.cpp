@@ -21,6 +21,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -1322,10 +1323,72 @@ void pad16(const ConvParams& pi, const float* img, int nc, int64_t Hp, int64_t W
   }
 }
 
+// The row length of depthwise_s2_forward's padded plane: the kernel over-reads each row up to
+// 2 * 16*ceil(OW/16) + (KW-1)*dw + 32 floats.
+int64_t dw_plane_ld(const ConvParams& p, const Geo& q) {
+  return std::max(p.pad_lo[1] + p.W + p.pad_hi[1],
+                  32 * ((q.OW + 15) / 16) + (p.KW - 1) * p.kdil[1] + 32);
+}
+
+// Column stride 2 (no input dilation, no cropping pads), output rows longer than 8 and a padded
+// plane that stays in L1 (32 KB) take depthwise_s2_forward. Measured on Zen 5, 2 threads, 3x3
+// stride 2, us, plane / 16-channel path: 8x256 28x28 177-189 / 213-216, 8x128 56x56 311-316 /
+// 306-322; but 8x1024 7x7 (4 outputs a row: most of each vector idle, and 16x more items) 189 /
+// 137, 8x64 112x112 (a 74 KB plane) 1103 / 951.
+bool depthwise_s2(const ConvParams& p) {
+  if (p.stride[1] != 2 || p.OW() <= 8 || !unit(p.idil) || p.pad_lo[0] < 0 || p.pad_lo[1] < 0 ||
+      p.pad_hi[0] < 0 || p.pad_hi[1] < 0 ||
+      conv_detail::avx512::depthwise_s2_plane_f32() == nullptr)
+    return false;
+  const int64_t Hp = p.H + p.pad_lo[0] + p.pad_hi[0];
+  return Hp * dw_plane_ld(p, geo(p)) * 4 <= (int64_t(32) << 10);
+}
+
+// One channel plane, zero-padded (depthwise_s2_forward), and the padded geometry whose zeros
+// it holds: items with the same geometry only rewrite the image rows.
+thread_local Scratch t_dwplane;
+thread_local std::array<int64_t, 6> t_dwplane_zeros{};
+
+// y = Wc * x + bias for a depthwise conv with column stride 2, one (image, channel) plane per
+// item: the plane is copied into a zero-padded buffer (rows long enough for the kernel's
+// over-reads) and convolved straight into y's plane (the 16-channel path spent 46% of a
+// stride-2 forward in transposes). y overwritten.
+void depthwise_s2_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
+                          float* y) {
+  const Geo q = geo(p);
+  const auto kern = conv_detail::avx512::depthwise_s2_plane_f32();
+  const int64_t Hp = p.H + p.pad_lo[0] + p.pad_hi[0], pl = p.pad_lo[1];
+  const int64_t ld = dw_plane_ld(p, q);
+  std::vector<float> wk(p.groups * q.KK);
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t k = 0; k < q.KK; ++k) wk[g * q.KK + k] = dw_tap(p, q, w, g, k);
+  const int64_t items = p.N * p.groups;
+  for_items(items, team_size(items), [&](int64_t item, int) {
+    const int64_t n = item / p.groups, g = item % p.groups;
+    const float* img = x + (n * p.C + g) * q.HW;
+    float* buf = t_dwplane.get<float>(Hp * ld);
+    const std::array<int64_t, 6> zeros{reinterpret_cast<int64_t>(buf), Hp, ld, pl, p.W, p.H};
+    if (t_dwplane_zeros != zeros) {
+      std::fill(buf, buf + Hp * ld, 0.0f);
+      t_dwplane_zeros = zeros;
+    }
+    float* d = buf + p.pad_lo[0] * ld + pl;
+    for (int64_t ih = 0; ih < p.H; ++ih) {
+      const float* src = img + ih * p.W;
+      float* dst = d + ih * ld;
+      for (int64_t i = 0; i < p.W; ++i) dst[i] = src[i];
+    }
+    kern(buf, ld, q.OH, q.OW, p.stride[0], p.kdil[0], p.kdil[1], static_cast<int>(p.KH),
+         static_cast<int>(p.KW), wk.data() + g * q.KK, bias != nullptr ? bias[g] : 0.0f,
+         y + (n * p.O + g) * q.OHW);
+  });
+}
+
 // y = Wc * x + bias for a depthwise conv (any stride; input dilation as output phases); y
 // overwritten.
 void depthwise_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
                        float* y) {
+  if (depthwise_s2(p)) return depthwise_s2_forward(p, x, w, bias, y);
   const Geo q = geo(p);
   const DirectPlan plan = direct_plan(p, q, false);
   const ConvParams& pi = plan.img;

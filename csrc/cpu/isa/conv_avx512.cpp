@@ -199,6 +199,42 @@ void depthwise16_row(int64_t n, const float* x, int64_t xs, const int64_t* off, 
   }
 }
 
+// R output rows at a time (independent FMA chains: one row of a 14-wide output is one vector,
+// and its taps alone would wait on the FMA latency); for each 16 outputs of a row and each tap,
+// the even lanes of two unaligned loads are the tap's inputs (one permute).
+template <int R>
+void depthwise_s2_rows(const float* x, int64_t ld, int64_t oh, int64_t OW, int64_t sh, int64_t dh,
+                       int64_t dw, int KH, int KW, const float* w, float init, float* out) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (int64_t j0 = 0; j0 < OW; j0 += 16) {
+    __m512 a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm512_set1_ps(init);
+    for (int kh = 0; kh < KH; ++kh) {
+      const float* row = x + (oh * sh + kh * dh) * ld + 2 * j0;
+      for (int kw = 0; kw < KW; ++kw) {
+        const __m512 wv = _mm512_set1_ps(w[kh * KW + kw]);
+        const float* s = row + kw * dw;
+        for (int r = 0; r < R; ++r) {
+          const float* sr = s + r * sh * ld;
+          const __m512 v =
+              _mm512_permutex2var_ps(_mm512_loadu_ps(sr), even, _mm512_loadu_ps(sr + 16));
+          a[r] = _mm512_fmadd_ps(wv, v, a[r]);
+        }
+      }
+    }
+    const __mmask16 m = OW - j0 >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (OW - j0)) - 1);
+    for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + (oh + r) * OW + j0, m, a[r]);
+  }
+}
+
+void depthwise_s2_plane(const float* x, int64_t ld, int64_t OH, int64_t OW, int64_t sh, int64_t dh,
+                        int64_t dw, int KH, int KW, const float* w, float init, float* out) {
+  int64_t oh = 0;
+  for (; oh + 4 <= OH; oh += 4)
+    depthwise_s2_rows<4>(x, ld, oh, OW, sh, dh, dw, KH, KW, w, init, out);
+  for (; oh < OH; ++oh) depthwise_s2_rows<1>(x, ld, oh, OW, sh, dh, dw, KH, KW, w, init, out);
+}
+
 // Taps in groups of 8 (a short last group repeats its last tap, not stored): each gradient
 // vector is loaded once for 8 taps' products.
 void depthwise16_grad(int64_t n, const float* g, const float* x, int64_t xs, const int64_t* off,
@@ -241,6 +277,7 @@ void gather2(const float* src, int64_t n, float* dst) {
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
 Gather2F32 avx512::gather2_f32() { return &gather2; }
 Depthwise16RowF32 avx512::depthwise16_row_f32() { return &depthwise16_row; }
+DepthwiseS2PlaneF32 avx512::depthwise_s2_plane_f32() { return &depthwise_s2_plane; }
 Depthwise16GradF32 avx512::depthwise16_grad_f32() { return &depthwise16_grad; }
 TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
@@ -256,6 +293,7 @@ PixelTileF32 avx512::pixel_tile_f32() { return nullptr; }
 TransposeF32 avx512::transpose_f32() { return nullptr; }
 Gather2F32 avx512::gather2_f32() { return nullptr; }
 Depthwise16RowF32 avx512::depthwise16_row_f32() { return nullptr; }
+DepthwiseS2PlaneF32 avx512::depthwise_s2_plane_f32() { return nullptr; }
 Depthwise16GradF32 avx512::depthwise16_grad_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail

@@ -81,14 +81,25 @@ using Depthwise16GradF32 = void (*)(int64_t n, const float* g, const float* x, i
 // of 2 (the polyphase copies of pad_flat).
 using Gather2F32 = void (*)(const float* src, int64_t n, float* dst);
 
+// A depthwise conv with column stride 2 on one channel plane in NCHW (no transposes: the
+// 16-channel layout's transposes cost more than a stride-2 conv's arithmetic). Overwrites
+//   out[oh*OW + j] = init + sum_{kh < KH, kw < KW} w[kh*KW + kw] * x[(oh*sh + kh*dh)*ld + 2j +
+//   kw*dw]
+// for oh < OH, j < OW. x: the padded plane (zeros where padding), each row readable up to
+// 2 * 16*ceil(OW/16) + (KW-1)*dw + 32 floats.
+using DepthwiseS2PlaneF32 = void (*)(const float* x, int64_t ld, int64_t OH, int64_t OW, int64_t sh,
+                                     int64_t dh, int64_t dw, int KH, int KW, const float* w,
+                                     float init, float* out);
+
 namespace avx512 {
-DirectTileF32 direct_tile_f32();            // null when built without AVX-512
-PixelTileF32 pixel_tile_f32();              // null when built without AVX-512
-GradWeightTileF32 grad_weight_tile_f32();   // null when built without AVX-512
-TransposeF32 transpose_f32();               // null when built without AVX-512
-Gather2F32 gather2_f32();                   // null when built without AVX-512
-Depthwise16RowF32 depthwise16_row_f32();    // null when built without AVX-512
-Depthwise16GradF32 depthwise16_grad_f32();  // null when built without AVX-512
+DirectTileF32 direct_tile_f32();               // null when built without AVX-512
+PixelTileF32 pixel_tile_f32();                 // null when built without AVX-512
+GradWeightTileF32 grad_weight_tile_f32();      // null when built without AVX-512
+TransposeF32 transpose_f32();                  // null when built without AVX-512
+Gather2F32 gather2_f32();                      // null when built without AVX-512
+Depthwise16RowF32 depthwise16_row_f32();       // null when built without AVX-512
+DepthwiseS2PlaneF32 depthwise_s2_plane_f32();  // null when built without AVX-512
+Depthwise16GradF32 depthwise16_grad_f32();     // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
