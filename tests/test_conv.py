@@ -421,6 +421,33 @@ def test_conv_depthwise_direct_path(cpu_isa, num_threads, case):
     )
 
 
+# 1x1 convs with short images (25 and 49 positions: over 10% of the GEMM's 16-column steps idle)
+# and C*O >= 256^2 run one GEMM over the batch, gathered into one (channels, N*HW) matrix
+# (batch_pointwise in cpu/conv.cpp): forward, grad-input and grad-weight, a stored weight
+# transposed (wtrans, as conv_transpose2d stores it) or flipped, and with 1 and 2 threads.
+POINTWISE_BATCHED = [
+    ((3, 256, 5, 5), (256, 256, 1, 1), {}),
+    ((2, 128, 7, 7), (512, 128, 1, 1), {}),
+    ((2, 256, 7, 7), (256, 256, 1, 1), dict(wtrans=True, flip=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", POINTWISE_BATCHED, ids=str)
+def test_conv_pointwise_batched_columns(num_threads, case, dtype):
+    xs, ws, geo = case
+    bs = (ws[1] if geo.get("wtrans") else ws[0],)
+    check_op(
+        conv_general,
+        R.conv_general,
+        R.conv_general_vjp,
+        [xs, ws, bs],
+        dtype=dtype,
+        kwargs=geo,
+        gradcheck=False,
+    )
+
+
 # ----------------------------------------------------------------------------- higher order
 
 
