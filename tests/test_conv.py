@@ -407,6 +407,19 @@ DEPTHWISE = [
 ]
 
 
+def test_conv_depthwise_stride2_planes_rezeroed_per_padding(num_threads):
+    """The stride-2 plane path keeps a zero-padded plane per thread across calls: two convs with
+    the same padded height but the vertical padding split differently must not see each other's
+    rows where their padding is."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    for lo, hi in [((0, 1), (1, 1)), ((1, 1), (0, 1)), ((0, 1), (1, 1))]:
+        geo = dict(stride=(2, 2), pad_lo=lo, pad_hi=hi, groups=4)
+        y = conv_general(pe.tensor(x), pe.tensor(w), **geo)
+        np.testing.assert_allclose(y.numpy(), R.conv_general(x, w, **geo), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("case", DEPTHWISE, ids=str)
 def test_conv_depthwise_direct_path(cpu_isa, num_threads, case):
     n, c, h, w, kh, kw, geo = case
@@ -427,15 +440,21 @@ def test_conv_depthwise_direct_path(cpu_isa, num_threads, case):
 # transposed (wtrans, as conv_transpose2d stores it) or flipped, and with 1 and 2 threads.
 POINTWISE_BATCHED = [
     ((3, 256, 5, 5), (256, 256, 1, 1), {}),
-    ((2, 128, 7, 7), (512, 128, 1, 1), {}),
-    ((2, 256, 7, 7), (256, 256, 1, 1), dict(wtrans=True, flip=True)),
+    ((3, 128, 7, 7), (512, 128, 1, 1), {}),
+    ((3, 256, 7, 7), (256, 256, 1, 1), dict(wtrans=True, flip=True)),
 ]
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["one_chunk", "chunks"])
 @pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("case", POINTWISE_BATCHED, ids=str)
-def test_conv_pointwise_batched_columns(num_threads, case, dtype):
+def test_conv_pointwise_batched_columns(num_threads, case, dtype, chunked, monkeypatch):
+    """chunks: the gathered matrices capped at 2 images' worth, so a batch of 3 is gathered as
+    2 + 1 (the grad-weight accumulates over the chunks)."""
     xs, ws, geo = case
+    if chunked:
+        per_image = (xs[1] + (ws[1] if geo.get("wtrans") else ws[0])) * xs[2] * xs[3]
+        monkeypatch.setenv("PYENGINE_CONV_BATCH_ELEMS", str(2 * per_image))
     bs = (ws[1] if geo.get("wtrans") else ws[0],)
     check_op(
         conv_general,

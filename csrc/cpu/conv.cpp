@@ -522,20 +522,33 @@ void batch_layout(int64_t N, int64_t ch, int64_t HW, const T* src, T* dst, bool 
 // out = op(A) * in + bias (per output channel, may be null) over the batch's columns
 // (batch_pointwise): in has in_ch channels, out out_ch; op(A) is A (out_ch x in_ch) or, with
 // transA, A^T for A (in_ch x out_ch). out overwritten.
+// Images per gathered chunk: the two gathered matrices (ch channels in all) stay within 4M
+// elements (PYENGINE_CONV_BATCH_ELEMS overrides it, for tests), so the per-thread workspace
+// stays bounded whatever the batch.
+int64_t batch_chunk(const Geo& q, int64_t N, int64_t ch) {
+  int64_t cap = int64_t(1) << 22;
+  if (const char* e = std::getenv("PYENGINE_CONV_BATCH_ELEMS"); e != nullptr && e[0] != '\0')
+    cap = std::max<int64_t>(1, std::atoll(e));
+  return std::clamp<int64_t>(cap / std::max<int64_t>(1, ch * q.HW), 1, N);
+}
+
 template <typename T>
 void pointwise_batched(const ConvParams& p, const Geo& q, bool transA, const T* A, const T* in,
                        int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
-  const int64_t NHW = p.N * q.HW;
-  T* ib = t_batch.get<T>((in_ch + out_ch) * NHW);
-  T* ob = ib + in_ch * NHW;
-  batch_layout(p.N, in_ch, q.HW, in, ib, true);
+  const int64_t nb = batch_chunk(q, p.N, in_ch + out_ch);
+  T* ib = t_batch.get<T>((in_ch + out_ch) * nb * q.HW);
   Epilogue<T> ep;
   if (bias != nullptr) {
     ep.bias = bias;
     ep.bias_kind = BiasKind::PerRow;
   }
-  gemm<T>(transA, false, out_ch, NHW, in_ch, T(1), A, q.CKK, ib, NHW, T(0), ob, NHW, ep);
-  batch_layout(p.N, out_ch, q.HW, ob, out, false);
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+    const int64_t m = std::min(nb, p.N - n0), cols = m * q.HW;
+    T* ob = ib + in_ch * cols;
+    batch_layout(m, in_ch, q.HW, in + n0 * in_ch * q.HW, ib, true);
+    gemm<T>(transA, false, out_ch, cols, in_ch, T(1), A, q.CKK, ib, cols, T(0), ob, cols, ep);
+    batch_layout(m, out_ch, q.HW, ob, out + n0 * out_ch * q.HW, false);
+  }
 }
 
 // ---- primitives ----------------------------------------------------------------
@@ -655,13 +668,17 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
   const int team = batch ? 1 : team_size(items);
   const int inner = inner_threads(team, q.CKK * q.OHW);
   T* acc = t_wacc.get<T>(team * wsize);
-  if (batch) {  // acc = G X^T over the batch's columns (one GEMM, K = N*HW)
-    const int64_t NHW = p.N * q.HW;
-    T* gb = t_batch.get<T>((p.C + p.O) * NHW);
-    T* xb = gb + p.O * NHW;
-    batch_layout(p.N, p.O, q.HW, gy, gb, true);
-    batch_layout(p.N, p.C, q.HW, x, xb, true);
-    gemm<T>(false, true, p.O, p.C, NHW, T(1), gb, NHW, xb, NHW, T(0), acc, p.C);
+  if (batch) {  // acc = G X^T over the batch's columns (a GEMM with K = images * HW per chunk)
+    const int64_t nb = batch_chunk(q, p.N, p.C + p.O);
+    T* gb = t_batch.get<T>((p.C + p.O) * nb * q.HW);
+    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+      const int64_t m = std::min(nb, p.N - n0), cols = m * q.HW;
+      T* xb = gb + p.O * cols;
+      batch_layout(m, p.O, q.HW, gy + n0 * p.O * q.HW, gb, true);
+      batch_layout(m, p.C, q.HW, x + n0 * p.C * q.HW, xb, true);
+      gemm<T>(false, true, p.O, p.C, cols, T(1), gb, cols, xb, cols, n0 > 0 ? T(1) : T(0), acc,
+              p.C);
+    }
   } else {
     std::fill(acc, acc + team * wsize, T(0));
   }
@@ -1406,7 +1423,7 @@ bool depthwise_s2(const ConvParams& p) {
 // One channel plane, zero-padded (depthwise_s2_forward), and the padded geometry whose zeros
 // it holds: items with the same geometry only rewrite the image rows.
 thread_local Scratch t_dwplane;
-thread_local std::array<int64_t, 6> t_dwplane_zeros{};
+thread_local std::array<int64_t, 7> t_dwplane_zeros{};
 
 // y = Wc * x + bias for a depthwise conv with column stride 2, one (image, channel) plane per
 // item: the plane is copied into a zero-padded buffer (rows long enough for the kernel's
@@ -1425,12 +1442,14 @@ void depthwise_s2_forward(const ConvParams& p, const float* x, const float* w, c
   for_items(items, team_size(items), [&](int64_t item, int) {
     const int64_t n = item / p.groups, g = item % p.groups;
     const float* img = x + (n * p.C + g) * q.HW;
+    // The key is cleared while the buffer may move (a failed growth must not leave it valid).
+    const std::array<int64_t, 7> before = t_dwplane_zeros;
+    t_dwplane_zeros = {};
     float* buf = t_dwplane.get<float>(Hp * ld);
-    const std::array<int64_t, 6> zeros{reinterpret_cast<int64_t>(buf), Hp, ld, pl, p.W, p.H};
-    if (t_dwplane_zeros != zeros) {
-      std::fill(buf, buf + Hp * ld, 0.0f);
-      t_dwplane_zeros = zeros;
-    }
+    const std::array<int64_t, 7> zeros{
+        reinterpret_cast<int64_t>(buf), Hp, ld, p.pad_lo[0], pl, p.H, p.W};
+    if (before != zeros) std::fill(buf, buf + Hp * ld, 0.0f);
+    t_dwplane_zeros = zeros;
     float* d = buf + p.pad_lo[0] * ld + pl;
     for (int64_t ih = 0; ih < p.H; ++ih) {
       const float* src = img + ih * p.W;

@@ -492,7 +492,9 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
   // dx rows are built in a buffer and streamed out, as for_rows_out does
   const bool stream = a.dx && streamed(M, N * static_cast<int64_t>(sizeof(T)));
   // per-member partial rows: dweight then dbias
+  // (all nt slots zeroed here: a smaller team than asked leaves some unwritten)
   T* part = want_params ? t_scratch.get<T>(2 * static_cast<int64_t>(nt) * N) : nullptr;
+  if (part) std::fill(part, part + 2 * static_cast<int64_t>(nt) * N, T(0));
 #pragma omp parallel num_threads(nt)
   {
     const int id = team_id(), size = team_size();
@@ -500,9 +502,6 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
     split_range(M, id, size, r0, r1);
     T* pw = part ? part + 2 * static_cast<int64_t>(id) * N : nullptr;
     T* pb = pw ? pw + N : nullptr;
-    if (pw) {
-      for (int64_t j = 0; j < 2 * N; ++j) pw[j] = 0;
-    }
     const int64_t ahead = rows_ahead<T>(2 * N);
 
     // One row at a time: blocks of 2 or 4 rows (one pw / pb update per block) measured slower
