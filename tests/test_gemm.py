@@ -296,14 +296,17 @@ def test_gemm_gelu_is_exact_erf_form(cpu_isa):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans", [(False, False), (True, True)], ids=["NN", "TT"])
-def test_gemm_large_crosses_cache_blocks(cpu_isa, num_threads, trans, dtype):
-    """Sizes past the MC/KC/NC blocks and the thread partition, with ragged edges."""
+@pytest.mark.parametrize(
+    "shape", [(389, 263, 611), (200, 3600, 700)], ids=["whole_panel", "panel_per_slice"]
+)
+def test_gemm_large_crosses_cache_blocks(cpu_isa, num_threads, trans, dtype, shape):
+    """Sizes past the MC/KC/NC blocks and the thread partition, with ragged edges. With 2
+    threads splitting rows, a shared B panel of at most 2M elements is packed for every K slice
+    at once (whole_panel in cpu/gemm.cpp), a larger one slice by slice."""
     p = Problem(
         np.random.default_rng(17),
         *trans,
-        389,
-        263,
-        611,
+        *shape,
         dtype,
         alpha=0.75,
         beta=0.5,
