@@ -385,10 +385,11 @@ def test_conv_with_no_input_channels_gives_the_bias(tile, transposed, monkeypatc
 
 
 # The direct depthwise path (float32, AVX-512: 16 channels at a time, stored (position,
-# channel), one row kernel call per output row; a forward with column stride 2 works on NCHW
-# planes instead) for forward, grad-input (its adjoint: input-dilated and flipped when
-# strided) and grad-weight; channel counts past one group of 16; channel multipliers > 1 are
-# grouped convs, not this path.
+# channel), one row kernel call per output row, outputs back into y in one transpose per phase
+# of at most 512 or row by row; a forward with column stride 2 works on NCHW planes instead)
+# for forward, grad-input (its adjoint: input-dilated and flipped when strided) and
+# grad-weight; channel counts past one group of 16; channel multipliers > 1 are grouped convs,
+# not this path.
 DEPTHWISE = [
     # N, C, H, W, kh, kw, extra kwargs of conv_general (groups = C)
     (2, 5, 9, 11, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
@@ -404,6 +405,8 @@ DEPTHWISE = [
     (1, 3, 10, 40, 3, 5, dict(stride=(1, 2), pad_lo=(1, 2), pad_hi=(0, 3))),
     (2, 2, 13, 37, 3, 3, dict(stride=(3, 2), dilation=(2, 2), pad_lo=(2, 1), pad_hi=(1, 2))),
     (1, 17, 9, 64, 3, 3, dict(stride=(2, 2), pad_lo=(1, 1), pad_hi=(1, 1))),
+    # over 512 outputs: put back into y row by row instead of in one transpose
+    (1, 17, 30, 20, 3, 3, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
 ]
 
 

@@ -1364,6 +1364,9 @@ void direct_grad_weight(conv_detail::GradWeightTileF32 kern, const ConvParams& p
 // phase planes are needed), and rows go back into y's planes through 16x16 transposes. Items
 // go one per thread. Measured on Zen 5, 2 threads: see bench/RESULTS.md.
 thread_local Scratch t_dwrow;  // one output row / one item's output gradient, 16 channels
+// Outputs of a depthwise phase put back into y in one transpose at most (32 KB of (position,
+// 16 channels), in L1).
+constexpr int64_t kDwWholeMax = 512;
 
 // (The kernels are null in a build without AVX-512 code, whatever the CPU.)
 bool direct_depthwise(const ConvParams& p) {
@@ -1490,14 +1493,19 @@ void depthwise_forward(const ConvParams& p, const float* x, const float* w, cons
     const int nc = static_cast<int>(std::min<int64_t>(16, p.groups - c0));
     float* x16 = t_flat.get<float>(Hp * Wp * 16);
     pad16(pi, x + (n * p.C + c0) * q.HW, nc, Hp, Wp, x16);
-    float* row = t_dwrow.get<float>(cols * 16);
     float* out = y + (n * p.O + c0) * q.OHW;
     for (const Phase& ph : plan.phases) {
       const int64_t* off = plan.offs.data() + ph.tap0;
       const float* wg = w16.data() + (cg * ntaps_all + ph.tap0) * 16;
+      // A small phase whose rows are consecutive in y goes back in one transpose of all its
+      // positions: short rows (7 or 14 outputs) would each take a mostly idle 16x16 block.
+      const int64_t n_out = ph.rows * ph.cols_valid;
+      const bool whole = ph.out_col == 1 && ph.out_row == ph.cols_valid && n_out <= kDwWholeMax;
+      float* row = t_dwrow.get<float>((whole ? n_out : cols) * 16);
       for (int64_t r = 0; r < ph.rows; ++r) {
         kern(ph.cols_valid, x16 + r * ph.in_row * 16, ph.in_col, off, static_cast<int>(ph.ntaps),
-             wg, b16.data() + c0, row);
+             wg, b16.data() + c0, whole ? row + r * ph.cols_valid * 16 : row);
+        if (whole) continue;
         float* d = out + ph.out0 + r * ph.out_row;
         if (ph.out_col == 1) {
           transpose(row, 16, ph.cols_valid, nc, d, q.OHW, ph.cols_valid);
@@ -1506,6 +1514,7 @@ void depthwise_forward(const ConvParams& p, const float* x, const float* w, cons
         for (int64_t j = 0; j < ph.cols_valid; ++j)
           for (int c = 0; c < nc; ++c) d[c * q.OHW + j * ph.out_col] = row[j * 16 + c];
       }
+      if (whole) transpose(row, 16, n_out, nc, out + ph.out0, q.OHW, n_out);
     }
   });
 }
