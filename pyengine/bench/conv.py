@@ -28,6 +28,7 @@ def cases(quick: bool = False) -> list:
         ("conv 8x2048->512 7x7 k1", False, 8, 2048, 512, 7, 7, 1, 1, 0, 1),
         ("depthwise 8x128 56x56 k3 p1", False, 8, 128, 128, 56, 56, 3, 1, 1, 128),
         ("depthwise 8x256 28x28 k3 s2 p1", False, 8, 256, 256, 28, 28, 3, 2, 1, 256),
+        ("depthwise 8x512 14x14 k3 s2 p1", False, 8, 512, 512, 14, 14, 3, 2, 1, 512),
         ("grouped 8x128->128 28x28 k3 p1 g32", False, 8, 128, 128, 28, 28, 3, 1, 1, 32),
     ]
 
