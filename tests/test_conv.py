@@ -451,7 +451,7 @@ POINTWISE_BATCHED = [
 @pytest.mark.parametrize("chunked", [False, True], ids=["one_chunk", "chunks"])
 @pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("case", POINTWISE_BATCHED, ids=str)
-def test_conv_pointwise_batched_columns(num_threads, case, dtype, chunked, monkeypatch):
+def test_conv_pointwise_batched_columns(cpu_isa, num_threads, case, dtype, chunked, monkeypatch):
     """chunks: the gathered matrices capped at 2 images' worth, so a batch of 3 is gathered as
     2 + 1 (the grad-weight accumulates over the chunks)."""
     xs, ws, geo = case

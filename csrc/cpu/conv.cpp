@@ -519,9 +519,6 @@ void batch_layout(int64_t N, int64_t ch, int64_t HW, const T* src, T* dst, bool 
     }
 }
 
-// out = op(A) * in + bias (per output channel, may be null) over the batch's columns
-// (batch_pointwise): in has in_ch channels, out out_ch; op(A) is A (out_ch x in_ch) or, with
-// transA, A^T for A (in_ch x out_ch). out overwritten.
 // Images per gathered chunk: the two gathered matrices (ch channels in all) stay within 4M
 // elements (PYENGINE_CONV_BATCH_ELEMS overrides it, for tests), so the per-thread workspace
 // stays bounded whatever the batch.
@@ -532,23 +529,33 @@ int64_t batch_chunk(const Geo& q, int64_t N, int64_t ch) {
   return std::clamp<int64_t>(cap / std::max<int64_t>(1, ch * q.HW), 1, N);
 }
 
+// fn(n0, m, buf) for the chunks of m images from n0 (batch_chunk); buf: the calling thread's
+// workspace for ch channels of m*HW columns.
+template <typename T, typename F>
+void for_batch_chunks(const ConvParams& p, const Geo& q, int64_t ch, F&& fn) {
+  const int64_t nb = batch_chunk(q, p.N, ch);
+  T* buf = t_batch.get<T>(ch * nb * q.HW);
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb) fn(n0, std::min(nb, p.N - n0), buf);
+}
+
+// out = op(A) * in + bias (per output channel, may be null) over the batch's columns
+// (batch_pointwise): in has in_ch channels, out out_ch; op(A) is A (out_ch x in_ch) or, with
+// transA, A^T for A (in_ch x out_ch). out overwritten.
 template <typename T>
 void pointwise_batched(const ConvParams& p, const Geo& q, bool transA, const T* A, const T* in,
                        int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
-  const int64_t nb = batch_chunk(q, p.N, in_ch + out_ch);
-  T* ib = t_batch.get<T>((in_ch + out_ch) * nb * q.HW);
   Epilogue<T> ep;
   if (bias != nullptr) {
     ep.bias = bias;
     ep.bias_kind = BiasKind::PerRow;
   }
-  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-    const int64_t m = std::min(nb, p.N - n0), cols = m * q.HW;
+  for_batch_chunks<T>(p, q, in_ch + out_ch, [&](int64_t n0, int64_t m, T* ib) {
+    const int64_t cols = m * q.HW;
     T* ob = ib + in_ch * cols;
     batch_layout(m, in_ch, q.HW, in + n0 * in_ch * q.HW, ib, true);
     gemm<T>(transA, false, out_ch, cols, in_ch, T(1), A, q.CKK, ib, cols, T(0), ob, cols, ep);
     batch_layout(m, out_ch, q.HW, ob, out + n0 * out_ch * q.HW, false);
-  }
+  });
 }
 
 // ---- primitives ----------------------------------------------------------------
@@ -669,16 +676,14 @@ void grad_weight_im2col(const ConvParams& p, const T* x, const T* gy, T* gw) {
   const int inner = inner_threads(team, q.CKK * q.OHW);
   T* acc = t_wacc.get<T>(team * wsize);
   if (batch) {  // acc = G X^T over the batch's columns (a GEMM with K = images * HW per chunk)
-    const int64_t nb = batch_chunk(q, p.N, p.C + p.O);
-    T* gb = t_batch.get<T>((p.C + p.O) * nb * q.HW);
-    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-      const int64_t m = std::min(nb, p.N - n0), cols = m * q.HW;
+    for_batch_chunks<T>(p, q, p.C + p.O, [&](int64_t n0, int64_t m, T* gb) {
+      const int64_t cols = m * q.HW;
       T* xb = gb + p.O * cols;
       batch_layout(m, p.O, q.HW, gy + n0 * p.O * q.HW, gb, true);
       batch_layout(m, p.C, q.HW, x + n0 * p.C * q.HW, xb, true);
       gemm<T>(false, true, p.O, p.C, cols, T(1), gb, cols, xb, cols, n0 > 0 ? T(1) : T(0), acc,
               p.C);
-    }
+    });
   } else {
     std::fill(acc, acc + team * wsize, T(0));
   }

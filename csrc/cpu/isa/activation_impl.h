@@ -62,13 +62,14 @@ inline float horner(const float (&c)[K], float t) {
   return p;
 }
 
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 in two parts: k * kLn2Hi is exact
+constexpr float kLn2Lo = 1.42860682030941723e-06f;
+
 // exp(y) for y in [-87, 0] (2^k stays a normal float): y = k ln2 + r, ln2 in two parts
 // (k * ln2_hi is exact); k rounded to nearest by the 1.5 * 2^23 shift (vectorizes on every
 // ISA, unlike nearbyint).
 inline float exp_neg(float y) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693145751953125f;
-  constexpr float kLn2Lo = 1.42860682030941723e-06f;
   constexpr float kShift = 12582912.0f;
   const float k = (y * kLog2e + kShift) - kShift;
   const float r = mul_add(-k, kLn2Lo, mul_add(-k, kLn2Hi, y));
@@ -195,10 +196,10 @@ inline __m512 normal_cdf_v(__m512 x) {
 // exp(y) for y in [-87, 0], as exp_neg: y = k ln2 + r, the same polynomial, then r's value
 // scaled by 2^k (scalef).
 inline __m512 exp_neg_v(__m512 y) {
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), y);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860682030941723e-06f), r);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), y);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
   __m512 p = _mm512_set1_ps(kE[6]);
   for (int j = 5; j >= 0; --j) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kE[j]));
   return _mm512_scalef_ps(p, k);

@@ -27,6 +27,7 @@ namespace pyengine::cpu::norm_detail::PE_NORM_ISA {
 namespace {
 
 thread_local RowScratch t_scratch;
+
 // ---- accumulation helpers: T within a chunk, double across chunks ----------------------
 
 // sum (x - k): with a pivot k near the data (its first element) the terms are deviations, so
@@ -503,7 +504,6 @@ void layer_norm_backward(const LayerNormBackward<T>& a) {
     T* pw = part ? part + 2 * static_cast<int64_t>(id) * N : nullptr;
     T* pb = pw ? pw + N : nullptr;
     const int64_t ahead = rows_ahead<T>(2 * N);
-
     // One row at a time: blocks of 2 or 4 rows (one pw / pb update per block) measured slower
     // on Zen 5 (8192x768: 2.4 ms at 1 row, 2.7 at 2, 3.4 at 4; the rows no longer fit L1).
     constexpr int kRows = 1;
