@@ -18,7 +18,10 @@ echo "== nvidia-smi"
 
 echo "== build (pip install --no-build-isolation --no-deps .)"
 start=$(date +%s)
-if ! pip install --no-build-isolation --no-deps . >"$out/build.log" 2>&1; then
+# Only the card at hand's architecture (90 = H100/H200): one nvcc pass per file, not two.
+archs="${PYENGINE_CUDA_ARCHS:-90}"
+if ! CMAKE_ARGS="-DPYENGINE_CUDA_ARCHS=$archs" python -m pip install --no-build-isolation --no-deps . \
+  >"$out/build.log" 2>&1; then
   echo "build failed; the end of $out/build.log:"
   tail -40 "$out/build.log"
   exit 1
@@ -28,13 +31,27 @@ echo "built in $(($(date +%s) - start)) s"
 echo "== build facts"
 python -m pyengine info 2>&1 | tee "$out/info.txt"
 
-echo "== whole suite, cuda tests included"
-python -m pytest -q -p no:cacheprovider tests >"$out/tests.log" 2>&1 || status=1
-tail -15 "$out/tests.log"
+# pytest-xdist spreads the tests over the machine's cores when it is installed.
+par=()
+python -c "import xdist" 2>/dev/null && par=(-n "${GPU_CHECK_WORKERS:-8}")
 
-echo "== cuda-marked tests alone (skip reasons listed)"
-python -m pytest -q -p no:cacheprovider -m cuda -rs tests >"$out/cuda_tests.log" 2>&1 || status=1
+echo "== cuda-marked tests (failures and skip reasons listed)"
+python -m pytest -q -p no:cacheprovider "${par[@]}" -m cuda -rfEs --durations=10 tests \
+  >"$out/cuda_tests.log" 2>&1 || status=1
+grep -E "^(FAILED|ERROR)" "$out/cuda_tests.log" | head -40
 tail -15 "$out/cuda_tests.log"
+
+if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
+  echo "== side-by-side timings (tools/gpu_bench.py)"
+  PYTHONUNBUFFERED=1 timeout "${GPU_BENCH_TIMEOUT:-300}" python tools/gpu_bench.py ${GPU_BENCH_ARGS:-} \
+    2>&1 | tee "$out/gpu_bench.log" || status=1
+fi
+
+if [ "${GPU_CHECK_FULL:-1}" = 1 ]; then
+  echo "== whole suite, cuda tests included"
+  OMP_NUM_THREADS=2 python -m pytest -q -p no:cacheprovider "${par[@]}" tests >"$out/tests.log" 2>&1 || status=1
+  tail -5 "$out/tests.log"
+fi
 
 echo "== gpu_check exit status: $status (logs in $out)"
 exit "$status"
