@@ -13,6 +13,7 @@ fails prints its error and the table goes on.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import traceback
@@ -224,27 +225,27 @@ def case_attention():
     B, H, L, D = (1, 8, 1024, 64) if QUICK else (4, 16, 4096, 128)
     rng = np.random.default_rng(4)
     q, k, v = (cp.asarray(rng.standard_normal((B, H, L, D)).astype(np.float16)) for _ in range(3))
-    qt, kt, vt = (torch.as_tensor(a, device="cuda") for a in (q, k, v))
+    go = cp.asarray(rng.standard_normal((B, H, L, D)).astype(np.float16))
+    qt, kt, vt = (torch.as_tensor(a, device="cuda").requires_grad_() for a in (q, k, v))
+    got = torch.as_tensor(go, device="cuda")
+    scale = 1.0 / math.sqrt(D)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
     for causal in (False, True):
         flops = 4 * B * H * L * L * D / (2 if causal else 1) / 1e12
-        out, _ = pcuda.sdpa_forward(q, k, v, None, causal, None, 0.0, 0)
-        ref = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
-        err = float(
-            (torch.as_tensor(out, device="cuda").float() - ref.float()).norm() / ref.float().norm()
-        )
+        out, lse = pcuda.sdpa_forward(q, k, v, None, causal, scale, 0.0, 0)
+        ref = sdpa(qt, kt, vt, is_causal=causal)
+        err = float((torch.as_tensor(out).float() - ref.float()).norm() / ref.float().norm())
         print(f"  sdpa fp16 causal={causal}: rel err vs torch {err:.2e}")
-        row(
-            f"sdpa fp16 {B}x{H}x{L}x{D} causal={causal} fwd",
-            timed(lambda: pcuda.sdpa_forward(q, k, v, None, causal, None, 0.0, 0)),
-            timed(
-                lambda: torch.nn.functional.scaled_dot_product_attention(
-                    qt, kt, vt, is_causal=causal
-                )
-            ),
-            "SDPA",
-            flops,
-            "TFLOP/s",
+        name = f"sdpa fp16 {B}x{H}x{L}x{D} causal={causal}"
+        with torch.no_grad():
+            theirs = timed(lambda: sdpa(qt, kt, vt, is_causal=causal))
+        ours = timed(lambda: pcuda.sdpa_forward(q, k, v, None, causal, scale, 0.0, 0))
+        row(name + " fwd", ours, theirs, "SDPA", flops, "TFLOP/s")
+        ours = timed(
+            lambda: pcuda.sdpa_backward(q, k, v, None, causal, scale, 0.0, 0, out, lse, go)
         )
+        theirs = timed(lambda: torch.autograd.grad(ref, (qt, kt, vt), got, retain_graph=True))
+        row(name + " bwd", ours, theirs, "SDPA", 2.5 * flops, "TFLOP/s")
 
 
 CASES = {

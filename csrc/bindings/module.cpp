@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/parallel.h"
+#include "core/stdlib_init.h"
 
 namespace py = pybind11;
 using pyengine::TypeError;
