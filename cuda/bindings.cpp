@@ -12,7 +12,6 @@
 
 #include "common.cuh"
 #include "core/error.h"
-#include "core/stdlib_init.h"
 #include "gemm.h"
 
 #ifndef PYENGINE_CUDA_ARCHS

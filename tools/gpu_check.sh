@@ -20,7 +20,7 @@ echo "== build (pip install --no-build-isolation --no-deps .)"
 start=$(date +%s)
 # Only the card at hand's architecture (90 = H100/H200): one nvcc pass per file, not two.
 archs="${PYENGINE_CUDA_ARCHS:-90}"
-if ! CMAKE_ARGS="-DPYENGINE_CUDA_ARCHS=$archs" python -m pip install --no-build-isolation --no-deps . \
+if ! CMAKE_ARGS="-DPYENGINE_CUDA_ARCHS=$archs" python -m pip install -v --no-build-isolation --no-deps . \
   >"$out/build.log" 2>&1; then
   echo "build failed; the end of $out/build.log:"
   tail -40 "$out/build.log"
@@ -29,7 +29,12 @@ fi
 echo "built in $(($(date +%s) - start)) s"
 
 echo "== build facts"
+grep -h "pyengine:" "$out/build.log" || true
 python -m pyengine info 2>&1 | tee "$out/info.txt"
+site=$(cd /tmp && python -c "import os, pyengine; print(os.path.dirname(pyengine.__file__))")
+for so in "$site"/_C*.so "$site"/_cuda*.so; do
+  echo "$(basename "$so") needs: $(readelf -d "$so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
+done
 
 # pytest-xdist spreads the tests over the machine's cores when it is installed.
 par=()

@@ -10,7 +10,6 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/parallel.h"
-#include "core/stdlib_init.h"
 
 namespace py = pybind11;
 using pyengine::TypeError;
