@@ -1,11 +1,11 @@
 // Normalization kernels on CUDA; contract in cuda/norm.h (and csrc/cpu/norm.h).
 //
-// batch_norm: one block per channel walks its N*S elements (n-major, s contiguous, so the
-// threads of a block read consecutive addresses when S is large): sum -> mean, sum of squared
-// deviations -> var, then y. Thread 0 updates the running statistics. The backward is the same
-// shape: sum dy and sum dy*(x - mean), then dx = a*dy + b*(x - mean) + c.
-// layer_norm: one block per row for the forward and dx; dweight / dbias are a column kernel
-// (one thread per column, rows walked in order; threads of a warp read consecutive columns).
+// batch_norm: three launches. Partial sums per (channel, slice of its rows) from a C x B grid,
+// one thread per channel to combine them (statistics, running statistics, dweight / dbias),
+// then one block per piece of a row to write y or dx = k*dy + kx*(x - mean) + k0.
+// layer_norm: one block per row for the forward and dx, the row held in registers when it has
+// at most 4096 values (else read three times); dweight / dbias are a column kernel (one thread
+// per column, rows walked in order; threads of a warp read consecutive columns).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -36,80 +36,165 @@ unsigned grid_of(int64_t blocks) {
 }
 
 // ---- batch_norm -------------------------------------------------------------------------------
+// Each channel's N*S values are cut into pieces: a run of at most kPiece values of one (n, c)
+// row. Blocks (c, b) of a grid C x B take pieces b, b + B, ... of channel c, so that a handful
+// of channels still fill the GPU; one thread per channel then combines the B partial sums in
+// double, and a last kernel walks every piece to write y (or dx).
 
+constexpr int64_t kPiece = 2048;
+
+struct Pieces {
+  int64_t per_row, per_channel;  // pieces in one (n, c) row of S values, in one channel
+};
+
+__host__ __device__ inline Pieces pieces_of(int64_t N, int64_t S) {
+  const int64_t per_row = (S + kPiece - 1) / kPiece;
+  return {per_row, N * per_row};
+}
+
+// Piece p of channel c: values [s0, s1) of row n; returns the offset of (n, c, 0).
+__device__ inline int64_t piece_row(int64_t p, int64_t c, int64_t C, int64_t S, Pieces pc,
+                                    int64_t& s0, int64_t& s1) {
+  const int64_t n = p / pc.per_row;
+  s0 = (p % pc.per_row) * kPiece;
+  s1 = min(s0 + kPiece, S);
+  return (n * C + c) * S;
+}
+
+// Shifted sums of channel c's values over this block's pieces: sum(x - K), sum((x - K)^2),
+// K = the channel's first value (shifting keeps E[x^2] - E[x]^2 from cancelling when the
+// mean is large against the spread). part[(c * B + b) * 2 + {0, 1}] is OVERWRITTEN.
 template <typename T>
-__global__ void bn_forward_kernel(cpu::BatchNormForward<T> a) {
+__global__ void bn_stats_kernel(cpu::BatchNormForward<T> a, Pieces pc, double* part) {
   using A = typename Acc<T>::type;
   __shared__ A smem[kWarps];
-  const int64_t CS = a.C * a.S, M = a.N * a.S;
-  for (int64_t c = blockIdx.x; c < a.C; c += gridDim.x) {
-    A mean, var;
-    if (a.training) {
-      A s = 0;
-      for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
-        s += static_cast<A>(a.x[(i / a.S) * CS + c * a.S + i % a.S]);
-      mean = block_sum(s, smem) / static_cast<A>(M);
-      A q = 0;
-      for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-        const A d = static_cast<A>(a.x[(i / a.S) * CS + c * a.S + i % a.S]) - mean;
-        q += d * d;
-      }
-      var = block_sum(q, smem) / static_cast<A>(M);
-      if (threadIdx.x == 0 && a.running_mean) {
-        const A m = static_cast<A>(a.momentum);
-        const A unbiased = M > 1 ? var * static_cast<A>(M) / static_cast<A>(M - 1) : var;
-        a.running_mean[c] = static_cast<T>((1 - m) * static_cast<A>(a.running_mean[c]) + m * mean);
-        a.running_var[c] =
-            static_cast<T>((1 - m) * static_cast<A>(a.running_var[c]) + m * unbiased);
-      }
-    } else {
-      mean = static_cast<A>(a.running_mean[c]);
-      var = static_cast<A>(a.running_var[c]);
+  const int64_t c = blockIdx.y, B = gridDim.x;
+  const A K = static_cast<A>(a.x[c * a.S]);
+  A s1 = 0, s2 = 0;
+  for (int64_t p = blockIdx.x; p < pc.per_channel; p += B) {
+    int64_t lo, hi;
+    const T* x = a.x + piece_row(p, c, a.C, a.S, pc, lo, hi);
+    for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x) {
+      const A d = static_cast<A>(x[s]) - K;
+      s1 += d;
+      s2 += d * d;
     }
-    const A invstd = A(1) / sqrt(var + static_cast<A>(a.eps));
-    const A scale = (a.weight ? static_cast<A>(a.weight[c]) : A(1)) * invstd;
-    const A shift = a.bias ? static_cast<A>(a.bias[c]) : A(0);
-    if (threadIdx.x == 0) {
-      a.save_mean[c] = static_cast<T>(mean);
-      a.save_invstd[c] = static_cast<T>(invstd);
-    }
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t off = (i / a.S) * CS + c * a.S + i % a.S;
-      a.y[off] = static_cast<T>((static_cast<A>(a.x[off]) - mean) * scale + shift);
-    }
+  }
+  s1 = block_sum(s1, smem);
+  s2 = block_sum(s2, smem);
+  if (threadIdx.x == 0) {
+    part[(c * B + blockIdx.x) * 2] = static_cast<double>(s1);
+    part[(c * B + blockIdx.x) * 2 + 1] = static_cast<double>(s2);
   }
 }
 
+// One thread per channel: mean / invstd from the partial sums (training) or the running
+// statistics (eval); updates the running statistics and writes save_mean / save_invstd.
 template <typename T>
-__global__ void bn_backward_kernel(cpu::BatchNormBackward<T> a) {
+__global__ void bn_finalize_kernel(cpu::BatchNormForward<T> a, int64_t B, const double* part) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= a.C) return;
+  double mean, var;
+  if (a.training) {
+    double s1 = 0, s2 = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      s1 += part[(c * B + b) * 2];
+      s2 += part[(c * B + b) * 2 + 1];
+    }
+    const double M = static_cast<double>(a.N * a.S), d = s1 / M;
+    mean = M > 0 ? static_cast<double>(a.x[c * a.S]) + d : d;  // no values: NaN, as 0/0
+    var = M > 0 ? fmax(s2 / M - d * d, 0.0) : d;
+    if (a.running_mean) {
+      const double m = a.momentum, unbiased = M > 1 ? var * M / (M - 1) : var;
+      a.running_mean[c] = static_cast<T>((1 - m) * static_cast<double>(a.running_mean[c]) + m * mean);
+      a.running_var[c] = static_cast<T>((1 - m) * static_cast<double>(a.running_var[c]) + m * unbiased);
+    }
+  } else {
+    mean = static_cast<double>(a.running_mean[c]);
+    var = static_cast<double>(a.running_var[c]);
+  }
+  a.save_mean[c] = static_cast<T>(mean);
+  a.save_invstd[c] = static_cast<T>(1.0 / sqrt(var + a.eps));
+}
+
+// y = (x - mean) * invstd * weight + bias (OVERWRITTEN), one block per piece of the tensor.
+template <typename T>
+__global__ void bn_apply_kernel(cpu::BatchNormForward<T> a, Pieces pc) {
+  using A = typename Acc<T>::type;
+  const int64_t items = a.C * pc.per_channel;
+  for (int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    const int64_t row = it / pc.per_row, c = row % a.C;
+    const int64_t lo = (it % pc.per_row) * kPiece, hi = min(lo + kPiece, a.S);
+    const A invstd = static_cast<A>(a.save_invstd[c]), mean = static_cast<A>(a.save_mean[c]);
+    const A scale = (a.weight ? static_cast<A>(a.weight[c]) : A(1)) * invstd;
+    const A shift = a.bias ? static_cast<A>(a.bias[c]) : A(0);
+    const T* x = a.x + row * a.S;
+    T* y = a.y + row * a.S;
+    for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x)  // x - mean first: no cancellation
+      y[s] = static_cast<T>((static_cast<A>(x[s]) - mean) * scale + shift);
+  }
+}
+
+// Backward partial sums of channel c over this block's pieces: sum(dy), sum(dy * (x - mean)).
+template <typename T>
+__global__ void bn_grad_stats_kernel(cpu::BatchNormBackward<T> a, Pieces pc, double* part) {
   using A = typename Acc<T>::type;
   __shared__ A smem[kWarps];
-  const int64_t CS = a.C * a.S, M = a.N * a.S;
-  for (int64_t c = blockIdx.x; c < a.C; c += gridDim.x) {
-    const A mean = static_cast<A>(a.mean[c]), invstd = static_cast<A>(a.invstd[c]);
-    A s0 = 0, s1 = 0;
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t off = (i / a.S) * CS + c * a.S + i % a.S;
-      const A g = static_cast<A>(a.dy[off]);
+  const int64_t c = blockIdx.y, B = gridDim.x;
+  const A mean = static_cast<A>(a.mean[c]);
+  A s0 = 0, s1 = 0;
+  for (int64_t p = blockIdx.x; p < pc.per_channel; p += B) {
+    int64_t lo, hi;
+    const int64_t off = piece_row(p, c, a.C, a.S, pc, lo, hi);
+    for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x) {
+      const A g = static_cast<A>(a.dy[off + s]);
       s0 += g;
-      s1 += g * (static_cast<A>(a.x[off]) - mean);
+      s1 += g * (static_cast<A>(a.x[off + s]) - mean);
     }
-    const A sdy = block_sum(s0, smem);
-    const A sdyx = block_sum(s1, smem);
-    if (threadIdx.x == 0) {
-      if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
-      if (a.dbias) a.dbias[c] = static_cast<T>(sdy);
-    }
-    if (!a.dx) continue;
-    const A k = (a.weight ? static_cast<A>(a.weight[c]) : A(1)) * invstd;
-    const A Mf = static_cast<A>(M);
-    const A kx = a.training ? -k * invstd * invstd * sdyx / Mf : A(0);
-    const A k0 = a.training ? -k * sdy / Mf : A(0);
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t off = (i / a.S) * CS + c * a.S + i % a.S;
-      a.dx[off] = static_cast<T>(k * static_cast<A>(a.dy[off]) +
-                                 kx * (static_cast<A>(a.x[off]) - mean) + k0);
-    }
+  }
+  s0 = block_sum(s0, smem);
+  s1 = block_sum(s1, smem);
+  if (threadIdx.x == 0) {
+    part[(c * B + blockIdx.x) * 2] = static_cast<double>(s0);
+    part[(c * B + blockIdx.x) * 2 + 1] = static_cast<double>(s1);
+  }
+}
+
+// One thread per channel: dweight, dbias, and dx = k*dy + kx*(x - mean) + k0's coefficients
+// into coef[c * 3 + {0, 1, 2}] (OVERWRITTEN).
+template <typename T>
+__global__ void bn_grad_finalize_kernel(cpu::BatchNormBackward<T> a, int64_t B, const double* part,
+                                        double* coef) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= a.C) return;
+  double sdy = 0, sdyx = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    sdy += part[(c * B + b) * 2];
+    sdyx += part[(c * B + b) * 2 + 1];
+  }
+  const double invstd = static_cast<double>(a.invstd[c]);
+  if (a.dweight) a.dweight[c] = static_cast<T>(sdyx * invstd);
+  if (a.dbias) a.dbias[c] = static_cast<T>(sdy);
+  const double k = (a.weight ? static_cast<double>(a.weight[c]) : 1.0) * invstd;
+  const double M = static_cast<double>(a.N * a.S);
+  coef[c * 3] = k;
+  coef[c * 3 + 1] = a.training ? -k * invstd * invstd * sdyx / M : 0.0;
+  coef[c * 3 + 2] = a.training ? -k * sdy / M : 0.0;
+}
+
+template <typename T>
+__global__ void bn_grad_apply_kernel(cpu::BatchNormBackward<T> a, Pieces pc, const double* coef) {
+  using A = typename Acc<T>::type;
+  const int64_t items = a.C * pc.per_channel;
+  for (int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    const int64_t row = it / pc.per_row, c = row % a.C;
+    const int64_t lo = (it % pc.per_row) * kPiece, hi = min(lo + kPiece, a.S);
+    const A k = static_cast<A>(coef[c * 3]), kx = static_cast<A>(coef[c * 3 + 1]);
+    const A k0 = static_cast<A>(coef[c * 3 + 2]), mean = static_cast<A>(a.mean[c]);
+    const int64_t off = row * a.S;
+    for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x)
+      a.dx[off + s] = static_cast<T>(k * static_cast<A>(a.dy[off + s]) +
+                                     kx * (static_cast<A>(a.x[off + s]) - mean) + k0);
   }
 }
 
@@ -141,6 +226,43 @@ __global__ void ln_forward_kernel(cpu::LayerNormForward<T> a) {
       if (a.weight) v *= static_cast<A>(a.weight[j]);
       if (a.bias) v += static_cast<A>(a.bias[j]);
       y[j] = static_cast<T>(v);
+    }
+  }
+}
+
+// The same for rows of at most P * kThreads values, read once into registers.
+template <typename T, int P>
+__global__ void ln_forward_regs_kernel(cpu::LayerNormForward<T> a) {
+  using A = typename Acc<T>::type;
+  __shared__ A smem[kWarps];
+  const A n = static_cast<A>(a.N);
+  for (int64_t r = blockIdx.x; r < a.M; r += gridDim.x) {
+    A v[P];
+    rowwise::load_row<P>(a.x + r * a.N, a.N, A(0), v);
+    A s = 0;
+#pragma unroll
+    for (int p = 0; p < P; ++p) s += v[p];
+    const A mean = block_sum(s, smem) / n;
+    A q = 0;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const A d = threadIdx.x + static_cast<int64_t>(p) * kThreads < a.N ? v[p] - mean : A(0);
+      q += d * d;
+    }
+    const A rstd = A(1) / sqrt(block_sum(q, smem) / n + static_cast<A>(a.eps));
+    if (threadIdx.x == 0) {
+      a.mean[r] = static_cast<T>(mean);
+      a.rstd[r] = static_cast<T>(rstd);
+    }
+    T* y = a.y + r * a.N;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+      if (j >= a.N) break;
+      A o = (v[p] - mean) * rstd;
+      if (a.weight) o *= static_cast<A>(a.weight[j]);
+      if (a.bias) o += static_cast<A>(a.bias[j]);
+      y[j] = static_cast<T>(o);
     }
   }
 }
@@ -187,26 +309,87 @@ __global__ void ln_backward_params_kernel(cpu::LayerNormBackward<T> a) {
   }
 }
 
+// Blocks per channel for the partial sums: about 4 per multiprocessor in all, at most one per
+// piece and kMaxSlices (the partial sums are combined serially per channel).
+constexpr int64_t kMaxSlices = 256;
+
+int64_t bn_slices(int64_t C, Pieces pc) {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      n = 0;
+    cudaGetLastError();  // a failed query leaves no error pending
+    return n > 0 ? n : 132;
+  }();
+  const int64_t want = (4 * static_cast<int64_t>(sms) + C - 1) / C;
+  return std::max<int64_t>(1, std::min({want, pc.per_channel, kMaxSlices}));
+}
+
+// Stream-ordered scratch for the partial sums: freed on the same stream after the kernels that
+// use it, so nothing synchronizes.
+struct StreamScratch {
+  void* p = nullptr;
+  cudaStream_t stream;
+  StreamScratch(size_t bytes, cudaStream_t s, const char* op) : stream(s) {
+    PE_CUDA_CHECK(cudaMallocAsync(&p, std::max<size_t>(bytes, 16), s), op);
+  }
+  ~StreamScratch() { cudaFreeAsync(p, stream); }
+  double* doubles() const { return static_cast<double*>(p); }
+};
+
 }  // namespace
 
 template <typename T>
 void batch_norm_forward(const cpu::BatchNormForward<T>& a, cudaStream_t stream) {
   if (a.C == 0) return;
-  bn_forward_kernel<T><<<grid_of(a.C), kThreads, 0, stream>>>(a);
+  const Pieces pc = pieces_of(a.N, a.S);
+  const int64_t B = a.training ? bn_slices(a.C, pc) : 0;
+  StreamScratch part(static_cast<size_t>(a.C * std::max<int64_t>(B, 1)) * 2 * sizeof(double),
+                     stream, "batch_norm");
+  if (a.training && pc.per_channel > 0) {
+    bn_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
+        a, pc, part.doubles());
+    PE_CUDA_CHECK_LAUNCH("batch_norm");
+  }
+  bn_finalize_kernel<T><<<grid_of((a.C + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+      a, pc.per_channel > 0 ? B : 0, part.doubles());
   PE_CUDA_CHECK_LAUNCH("batch_norm");
+  if (pc.per_channel > 0) {
+    bn_apply_kernel<T><<<grid_of(a.C * pc.per_channel), kThreads, 0, stream>>>(a, pc);
+    PE_CUDA_CHECK_LAUNCH("batch_norm");
+  }
 }
 
 template <typename T>
 void batch_norm_backward(const cpu::BatchNormBackward<T>& a, cudaStream_t stream) {
   if (a.C == 0) return;
-  bn_backward_kernel<T><<<grid_of(a.C), kThreads, 0, stream>>>(a);
+  const Pieces pc = pieces_of(a.N, a.S);
+  const int64_t B = bn_slices(a.C, pc);
+  StreamScratch part(static_cast<size_t>(a.C) * (2 * B + 3) * sizeof(double), stream,
+                     "batch_norm");
+  double* coef = part.doubles() + 2 * a.C * B;
+  if (pc.per_channel > 0) {
+    bn_grad_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
+        a, pc, part.doubles());
+    PE_CUDA_CHECK_LAUNCH("batch_norm");
+  }
+  bn_grad_finalize_kernel<T><<<grid_of((a.C + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+      a, pc.per_channel > 0 ? B : 0, part.doubles(), coef);
   PE_CUDA_CHECK_LAUNCH("batch_norm");
+  if (a.dx && pc.per_channel > 0) {
+    bn_grad_apply_kernel<T><<<grid_of(a.C * pc.per_channel), kThreads, 0, stream>>>(a, pc, coef);
+    PE_CUDA_CHECK_LAUNCH("batch_norm");
+  }
 }
 
 template <typename T>
 void layer_norm_forward(const cpu::LayerNormForward<T>& a, cudaStream_t stream) {
   if (a.M == 0) return;
-  ln_forward_kernel<T><<<grid_of(a.M), kThreads, 0, stream>>>(a);
+  const bool in_regs = rowwise::with_row_regs(a.N, [&](auto regs) {
+    ln_forward_regs_kernel<T, decltype(regs)::value><<<grid_of(a.M), kThreads, 0, stream>>>(a);
+  });
+  if (!in_regs) ln_forward_kernel<T><<<grid_of(a.M), kThreads, 0, stream>>>(a);
   PE_CUDA_CHECK_LAUNCH("layer_norm");
 }
 

@@ -1,9 +1,11 @@
 // Normalization on CUDA (float and double): the kernels of csrc/cpu/norm.h with device pointers
 // and a stream. The argument structs are the CPU ones (plain host data); read the contract
 // there: same semantics (biased variance normalizes, the running variance gets the unbiased
-// one), outputs OVERWRITTEN, optional pointers null. Differences: statistics are two-pass
-// block reductions in the accumulation type (float for float, double for double) instead of
-// chunked float-in-double sums. Enqueued on `stream`; nothing synchronizes. Sizes are checked
+// one), outputs OVERWRITTEN, optional pointers null. Differences: layer_norm's statistics are
+// two-pass block reductions in the accumulation type (float for float, double for double);
+// batch_norm's are sums of (x - the channel's first value) and its square, per block in the
+// accumulation type, combined across blocks in double. Enqueued on `stream`; nothing
+// synchronizes (batch_norm's scratch is stream-ordered: cudaMallocAsync). Sizes are checked
 // by cuda/bindings_norm.cpp.
 #pragma once
 #include <cuda_runtime_api.h>

@@ -2,6 +2,9 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <type_traits>
+
 namespace pyengine::cuda::rowwise {
 
 constexpr int kThreads = 256;  // threads per block of the row / channel kernels
@@ -46,6 +49,40 @@ __device__ A block_max(A v, A* smem) {
   t = warp_max(t);
   __syncthreads();
   return t;
+}
+
+// Rows of at most kMaxRegs * kThreads values are read once into registers, P per thread
+// (value j of the row in thread j % kThreads, slot j / kThreads: a warp's loads are
+// consecutive). Calls f(std::integral_constant<int, P>{}) with the smallest power of two P that
+// holds a row of n values and returns true, or returns false when the row is longer (the
+// caller then takes its streaming path). Host code.
+constexpr int kMaxRegs = 16;
+
+template <typename F>
+bool with_row_regs(int64_t n, F&& f) {
+  if (n <= 0 || n > kMaxRegs * kThreads) return false;
+  if (n <= kThreads) {
+    f(std::integral_constant<int, 1>{});
+  } else if (n <= 2 * kThreads) {
+    f(std::integral_constant<int, 2>{});
+  } else if (n <= 4 * kThreads) {
+    f(std::integral_constant<int, 4>{});
+  } else if (n <= 8 * kThreads) {
+    f(std::integral_constant<int, 8>{});
+  } else {
+    f(std::integral_constant<int, 16>{});
+  }
+  return true;
+}
+
+// v[p] = row[threadIdx.x + p * kThreads] converted to A, or `fill` past the row's n values.
+template <int P, typename T, typename A>
+__device__ __forceinline__ void load_row(const T* row, int64_t n, A fill, A (&v)[P]) {
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+    v[p] = j < n ? static_cast<A>(row[j]) : fill;
+  }
 }
 
 }  // namespace pyengine::cuda::rowwise

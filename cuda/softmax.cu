@@ -2,6 +2,7 @@
 //
 // softmax / log_softmax: one block per row (o, i) of `dim` elements at stride `inner`: a block
 // max, a block sum of exp(x - max), then the write. Backward: one block sum, then the write.
+// Contiguous rows (inner == 1) of at most 4096 values are read once, into registers.
 // cross_entropy: one block per sample, the same three steps, log-sum-exp and the losses in the
 // accumulation type, dlogits written in the last step. nll_loss: one thread per sample.
 #include <cuda_runtime.h>
@@ -88,6 +89,57 @@ __global__ void softmax_backward_kernel(int64_t outer, int64_t dim, int64_t inne
       const int64_t k = base + c * inner;
       const A yv = static_cast<A>(y[k]), gv = static_cast<A>(g[k]);
       d[k] = static_cast<T>(log ? gv - exp(yv) * s : yv * (gv - s));
+    }
+  }
+}
+
+// Contiguous rows (inner == 1) of at most P * kThreads values, read once into registers.
+template <typename T, int P>
+__global__ void softmax_forward_regs_kernel(int64_t rows, int64_t dim, const T* x, T* y,
+                                            bool log) {
+  using A = typename Acc<T>::type;
+  __shared__ A smem[kWarps];
+  const A ninf = -std::numeric_limits<A>::infinity();
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    A v[P];
+    rowwise::load_row<P>(x + row * dim, dim, ninf, v);
+    A m = ninf;
+#pragma unroll
+    for (int p = 0; p < P; ++p) m = (v[p] > m || v[p] != v[p]) ? v[p] : m;
+    m = block_max(m, smem);
+    A s = 0;
+#pragma unroll
+    for (int p = 0; p < P; ++p)
+      if (threadIdx.x + static_cast<int64_t>(p) * kThreads < dim) s += exp_of(v[p] - m);
+    s = block_sum(s, smem);
+    const A lse = m + ::log(s), inv = A(1) / s;
+    T* yr = y + row * dim;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+      if (j < dim) yr[j] = static_cast<T>(log ? v[p] - lse : exp_of(v[p] - m) * inv);
+    }
+  }
+}
+
+template <typename T, int P>
+__global__ void softmax_backward_regs_kernel(int64_t rows, int64_t dim, const T* y, const T* g,
+                                             T* d, bool log) {
+  using A = typename Acc<T>::type;
+  __shared__ A smem[kWarps];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    A yv[P], gv[P];
+    rowwise::load_row<P>(y + row * dim, dim, A(0), yv);
+    rowwise::load_row<P>(g + row * dim, dim, A(0), gv);
+    A s = 0;
+#pragma unroll
+    for (int p = 0; p < P; ++p) s += log ? gv[p] : gv[p] * yv[p];
+    s = block_sum(s, smem);
+    T* dr = d + row * dim;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+      if (j < dim) dr[j] = static_cast<T>(log ? gv[p] - exp(yv[p]) * s : yv[p] * (gv[p] - s));
     }
   }
 }
@@ -215,8 +267,13 @@ template <typename T>
 void softmax_forward(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y, bool log,
                      cudaStream_t stream) {
   if (outer == 0 || dim == 0 || inner == 0) return;
-  softmax_forward_kernel<T>
-      <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, x, y, log);
+  const bool in_regs = inner == 1 && rowwise::with_row_regs(dim, [&](auto regs) {
+    softmax_forward_regs_kernel<T, decltype(regs)::value>
+        <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, x, y, log);
+  });
+  if (!in_regs)
+    softmax_forward_kernel<T>
+        <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, x, y, log);
   PE_CUDA_CHECK_LAUNCH(log ? "log_softmax" : "softmax");
 }
 
@@ -224,8 +281,13 @@ template <typename T>
 void softmax_backward(int64_t outer, int64_t dim, int64_t inner, const T* y, const T* dy, T* dx,
                       bool log, cudaStream_t stream) {
   if (outer == 0 || dim == 0 || inner == 0) return;
-  softmax_backward_kernel<T>
-      <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, y, dy, dx, log);
+  const bool in_regs = inner == 1 && rowwise::with_row_regs(dim, [&](auto regs) {
+    softmax_backward_regs_kernel<T, decltype(regs)::value>
+        <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, y, dy, dx, log);
+  });
+  if (!in_regs)
+    softmax_backward_kernel<T>
+        <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, y, dy, dx, log);
   PE_CUDA_CHECK_LAUNCH(log ? "log_softmax" : "softmax");
 }
 

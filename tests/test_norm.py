@@ -616,12 +616,22 @@ def _host(t):
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize(
-    "shape", [(5, 4), (3, 2, 7), (2, 3, 4, 5), (64, 5, 300)], ids=["5x4", "3x2x7", "4d", "ncl"]
+    "shape, scale, offset",
+    [
+        ((5, 4), 2, 1),
+        ((3, 2, 7), 2, 1),
+        ((2, 3, 4, 5), 2, 1),
+        ((64, 5, 300), 2, 1),
+        ((2, 3, 4100), 2, 1),  # three pieces per row, the last one short
+        ((700, 1, 3), 2, 1),  # one channel: partial sums from many blocks
+        ((40, 3, 50), 0.5, 1000),  # mean large against the spread
+    ],
+    ids=["5x4", "3x2x7", "4d", "ncl", "pieces", "slices", "offset"],
 )
-def test_cuda_batch_norm(gpu, shape, dtype):
+def test_cuda_batch_norm(gpu, shape, scale, offset, dtype):
     rng = np.random.default_rng(20)
     C = shape[1]
-    x = rng.standard_normal(shape).astype(dtype) * 2 + 1
+    x = (rng.standard_normal(shape) * scale + offset).astype(dtype)
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
     xt, wt, bt = _to_gpu(x, True), _to_gpu(w, True), _to_gpu(b, True)
@@ -643,8 +653,16 @@ def test_cuda_batch_norm(gpu, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize(
     "case",
-    [((3, 5), (5,)), ((2, 3, 4), (3, 4)), ((300, 768), (768,))],
-    ids=["3x5", "2x3x4", "300x768"],
+    [
+        ((3, 5), (5,)),
+        ((2, 3, 4), (3, 4)),
+        ((300, 768), (768,)),
+        ((4, 257), (257,)),  # rows in registers, 2 per thread ...
+        ((3, 1500), (1500,)),  # ... 8 per thread
+        ((2, 4096), (4096,)),  # ... 16, full
+        ((2, 5000), (5000,)),  # too long for registers: the streaming kernel
+    ],
+    ids=["3x5", "2x3x4", "300x768", "257", "1500", "4096", "5000"],
 )
 def test_cuda_layer_norm(gpu, case, dtype):
     shape, ns = case

@@ -483,8 +483,18 @@ def _host(t):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize(
     "case",
-    [((3, 5), 1), ((2, 7, 67), 1), ((4, 1030), -1), ((2, 3), 0)],
-    ids=["3x5", "blocked", "rows", "dim0"],
+    [
+        ((3, 5), 1),
+        ((2, 7, 67), 1),
+        ((4, 1030), -1),
+        ((2, 3), 0),
+        ((5, 1), -1),
+        ((3, 257), -1),
+        ((2, 3, 2000), -1),
+        ((2, 4096), -1),
+        ((2, 4097), -1),
+    ],
+    ids=["3x5", "blocked", "rows", "dim0", "one", "257", "2000", "4096", "4097"],
 )
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_cuda_softmax(gpu, log, case, dtype):

@@ -178,43 +178,70 @@ def case_lstm():
         )
 
 
+def _norm_row(name, ours_fn, ref_fn, x_ours, x_ref, gbytes_fwd, gbytes_fb):
+    """fwd (no grad) and fwd+bwd rows for one normalization; bytes are the ideal traffic."""
+    with pe.no_grad(), torch.no_grad():
+        row(
+            name + " fwd",
+            timed(lambda: ours_fn(x_ours)),
+            timed(lambda: ref_fn(x_ref)),
+            "torch",
+            gbytes_fwd,
+            "GB/s",
+        )
+    xg, xgt = pe_cuda(cp.asnumpy(x_ours.data), True), x_ref.detach().clone().requires_grad_()
+    y, yt = ours_fn(xg), ref_fn(xgt)
+    g, gt = pe_cuda(np.ones(y.shape, np.float32)), torch.ones(yt.shape, device="cuda")
+    row(
+        name + " fwd+bwd",
+        timed(lambda: ours_fn(xg).backward(g)),
+        timed(lambda: ref_fn(xgt).backward(gt)),
+        "torch",
+        gbytes_fb,
+        "GB/s",
+    )
+
+
 def case_norm():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8192, 1024), dtype=np.float32)
     xp, xt = pe_cuda(x), th(x)
-    gb = 2 * x.nbytes / 1e9
-    with pe.no_grad(), torch.no_grad():
-        row(
-            "softmax 8192x1024 fwd",
-            timed(lambda: F.softmax(xp, dim=-1)),
-            timed(lambda: torch.softmax(xt, dim=-1)),
-            "torch",
-            gb,
-            "GB/s",
-        )
-        w, b = pe_cuda(np.ones(1024, np.float32)), pe_cuda(np.zeros(1024, np.float32))
-        wt, bt = th(np.ones(1024, np.float32)), th(np.zeros(1024, np.float32))
-        row(
-            "layer_norm 8192x1024 fwd",
-            timed(lambda: F.layer_norm(xp, (1024,), w, b)),
-            timed(lambda: torch.nn.functional.layer_norm(xt, (1024,), wt, bt)),
-            "torch",
-            gb,
-            "GB/s",
-        )
-        xb = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
-        xbp, xbt = pe_cuda(xb), th(xb)
-        g1, b1 = pe_cuda(np.ones(64, np.float32)), pe_cuda(np.zeros(64, np.float32))
-        g1t, b1t = th(np.ones(64, np.float32)), th(np.zeros(64, np.float32))
-        # training mode without running stats: two reads and one write of x in the ideal.
-        row(
-            "batch_norm 32x64x112x112 train fwd",
-            timed(lambda: F.batch_norm(xbp, None, None, g1, b1, training=True)),
-            timed(lambda: torch.nn.functional.batch_norm(xbt, None, None, g1t, b1t, training=True)),
-            "torch",
-            3 * xb.nbytes / 1e9,
-            "GB/s",
-        )
+    gb = x.nbytes / 1e9  # fwd: read x, write y; fwd+bwd: + read y or x, read dy, write dx
+    _norm_row(
+        "softmax 8192x1024",
+        lambda t: F.softmax(t, dim=-1),
+        lambda t: torch.softmax(t, dim=-1),
+        xp,
+        xt,
+        2 * gb,
+        5 * gb,
+    )
+    w, b = pe_cuda(np.ones(1024, np.float32)), pe_cuda(np.zeros(1024, np.float32))
+    wt, bt = th(np.ones(1024, np.float32)), th(np.zeros(1024, np.float32))
+    _norm_row(
+        "layer_norm 8192x1024",
+        lambda t: F.layer_norm(t, (1024,), w, b),
+        lambda t: torch.nn.functional.layer_norm(t, (1024,), wt, bt),
+        xp,
+        xt,
+        2 * gb,
+        5 * gb,
+    )
+    xb = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
+    g1, b1 = pe_cuda(np.ones(64, np.float32)), pe_cuda(np.zeros(64, np.float32))
+    g1t, b1t = th(np.ones(64, np.float32)), th(np.zeros(64, np.float32))
+    # training mode without running statistics; ideal: fwd reads x twice, writes y; the
+    # backward reads x and dy twice and writes dx.
+    gbb = xb.nbytes / 1e9
+    _norm_row(
+        "batch_norm 32x64x112x112 train",
+        lambda t: F.batch_norm(t, None, None, g1, b1, training=True),
+        lambda t: torch.nn.functional.batch_norm(t, None, None, g1t, b1t, training=True),
+        pe_cuda(xb),
+        th(xb),
+        3 * gbb,
+        8 * gbb,
+    )
     a = cp.asarray(rng.standard_normal(1 << 28, dtype=np.float32))
     o = cp.empty_like(a)
     t = timed(lambda: cp.copyto(o, a))
