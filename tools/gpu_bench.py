@@ -204,29 +204,31 @@ def _norm_row(name, ours_fn, ref_fn, x_ours, x_ref, gbytes_fwd, gbytes_fb):
 
 def case_norm():
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((8192, 1024), dtype=np.float32)
-    xp, xt = pe_cuda(x), th(x)
-    gb = x.nbytes / 1e9  # fwd: read x, write y; fwd+bwd: + read y or x, read dy, write dx
-    _norm_row(
-        "softmax 8192x1024",
-        lambda t: F.softmax(t, dim=-1),
-        lambda t: torch.softmax(t, dim=-1),
-        xp,
-        xt,
-        2 * gb,
-        5 * gb,
-    )
-    w, b = pe_cuda(np.ones(1024, np.float32)), pe_cuda(np.zeros(1024, np.float32))
-    wt, bt = th(np.ones(1024, np.float32)), th(np.zeros(1024, np.float32))
-    _norm_row(
-        "layer_norm 8192x1024",
-        lambda t: F.layer_norm(t, (1024,), w, b),
-        lambda t: torch.nn.functional.layer_norm(t, (1024,), wt, bt),
-        xp,
-        xt,
-        2 * gb,
-        5 * gb,
-    )
+    # 8192 rows: a transformer's activations, where launch overhead shows; 65536: the kernels.
+    for rows in (8192, 65536):
+        x = rng.standard_normal((rows, 1024), dtype=np.float32)
+        xp, xt = pe_cuda(x), th(x)
+        gb = x.nbytes / 1e9  # fwd: read x, write y; fwd+bwd: + read y or x, read dy, write dx
+        _norm_row(
+            f"softmax {rows}x1024",
+            lambda t: F.softmax(t, dim=-1),
+            lambda t: torch.softmax(t, dim=-1),
+            xp,
+            xt,
+            2 * gb,
+            5 * gb,
+        )
+        w, b = pe_cuda(np.ones(1024, np.float32)), pe_cuda(np.zeros(1024, np.float32))
+        wt, bt = th(np.ones(1024, np.float32)), th(np.zeros(1024, np.float32))
+        _norm_row(
+            f"layer_norm {rows}x1024",
+            lambda t: F.layer_norm(t, (1024,), w, b),
+            lambda t: torch.nn.functional.layer_norm(t, (1024,), wt, bt),
+            xp,
+            xt,
+            2 * gb,
+            5 * gb,
+        )
     xb = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
     g1, b1 = pe_cuda(np.ones(64, np.float32)), pe_cuda(np.zeros(64, np.float32))
     g1t, b1t = th(np.ones(64, np.float32)), th(np.zeros(64, np.float32))
