@@ -229,6 +229,25 @@ def case_norm():
             2 * gb,
             5 * gb,
         )
+        # The kernels alone, through the backend (no autograd Function, no Tensor).
+        xc = cp.asarray(x)
+        with torch.no_grad():
+            row(
+                f"  backend softmax {rows}x1024 fwd",
+                timed(lambda: pcuda.softmax_forward(xc, 1, False)),
+                timed(lambda: torch.softmax(xt, dim=-1)),
+                "torch",
+                2 * gb,
+                "GB/s",
+            )
+            row(
+                f"  backend layer_norm {rows}x1024 fwd",
+                timed(lambda: pcuda.layer_norm_forward(xc, w.data, b.data, 1e-5)),
+                timed(lambda: torch.nn.functional.layer_norm(xt, (1024,), wt, bt)),
+                "torch",
+                2 * gb,
+                "GB/s",
+            )
     xb = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
     g1, b1 = pe_cuda(np.ones(64, np.float32)), pe_cuda(np.zeros(64, np.float32))
     g1t, b1t = th(np.ones(64, np.float32)), th(np.zeros(64, np.float32))
