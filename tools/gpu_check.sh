@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check in one call (issue 9): on the device machine, from the repository root,
 #   bash tools/gpu_check.sh
-# builds pyengine with its CUDA module (that machine has no network: no build isolation, no
-# dependencies fetched), prints the build facts and nvidia-smi, and runs the whole test suite
-# with the cuda-marked tests included, then those alone with their skip reasons. Logs go to $OUT
-# (the device tool brings that folder back), or to ./gpu_check_out without it.
-# Exit status: 0 when the build and both test runs pass, else 1. GPU benchmarks are not in it yet
-# (`python -m pyengine bench` times the CPU only).
+# builds pyengine with its CUDA module for the card's architecture only (PYENGINE_CUDA_ARCHS,
+# default 90; that machine has no network: no build isolation, no dependencies fetched), prints
+# the build facts (including the libraries each module needs) and nvidia-smi, runs the
+# cuda-marked tests, then tools/gpu_bench.py (side by side with cuBLAS / cuDNN / SDPA), then the
+# whole suite. Logs go to $OUT (the device tool brings that folder back), or ./gpu_check_out.
+# Knobs: GPU_CHECK_BENCH=0 / GPU_CHECK_FULL=0 skip the bench / the whole suite,
+# GPU_BENCH_ARGS picks bench cases ("norm conv", "--quick"), GPU_CHECK_WORKERS sets pytest-xdist.
+# Exit status: 0 when the build, the tests and the bench all pass, else 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu_check_out}"
