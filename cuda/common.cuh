@@ -10,6 +10,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,21 @@ inline void check_cuda(cudaError_t err, const char* op, const char* call, const 
 // legacy default stream).
 inline cudaStream_t stream_from_int(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
+// Scratch device memory in stream order (cudaMallocAsync): freed on the same stream, after the
+// kernels enqueued while it lives, so nothing synchronizes. Declare it before those launches.
+struct StreamScratch {
+  void* p = nullptr;
+  cudaStream_t stream;
+  StreamScratch(size_t bytes, cudaStream_t s, const char* op);
+  ~StreamScratch() { cudaFreeAsync(p, stream); }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  template <typename U>
+  U* as() const {
+    return static_cast<U*>(p);
+  }
+};
+
 }  // namespace pyengine::cuda
 
 // PE_CUDA_CHECK(cudaMemsetAsync(p, 0, n, stream), "gemm");
@@ -45,3 +61,8 @@ inline cudaStream_t stream_from_int(std::uintptr_t s) { return reinterpret_cast<
 // kernel surface at the next synchronizing call, as with any async launch.
 #define PE_CUDA_CHECK_LAUNCH(op) \
   ::pyengine::cuda::check_cuda(cudaGetLastError(), (op), "kernel launch", __FILE__, __LINE__)
+
+inline pyengine::cuda::StreamScratch::StreamScratch(size_t bytes, cudaStream_t s, const char* op)
+    : stream(s) {
+  PE_CUDA_CHECK(cudaMallocAsync(&p, bytes < 16 ? 16 : bytes, s), op);
+}

@@ -16,6 +16,8 @@
 // indexing without a GPU (the project's CI has none).
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 
 #include "common.cuh"
 #include "conv.h"
@@ -349,6 +351,154 @@ PE_HD void phase_store(const Geo& p, const PhaseGeo& f, const T* bias, T* y, int
   }
 }
 
+// ---- fast float forward (no input dilation) -------------------------------------------
+// The GEMM kernel's scheme (cuda/gemm.cu) with a gathering B loader: a block computes a
+// BM x 128 tile of Y_g (BM = 64 or 128 output channels), each thread a (BM/16) x 8 sub-tile
+// whose rows and columns are two groups of 4 (float4 reads of shared memory). K is walked in
+// slices of 8: the next slice goes global -> registers while the current one is multiplied,
+// then registers -> the other shared buffer, one barrier per slice. The decoding of a column
+// j = (n, oh, ow) is done once per block (shared memory); a tap k = (c, kh, kw) is read from
+// a small table (one int4 per k, built by conv_taps_kernel), so the gather has no division.
+namespace fast {
+
+constexpr int BN = 128, BK = 8, PAD = 4;
+
+// wp[(g*K + k)*Og + o] = W_g(o, k) with flip / wtrans resolved: the A loader reads rows of
+// Og contiguous values with no index arithmetic. OVERWRITES wp (G*K*Og values).
+__global__ void conv_pack_weight_kernel(Geo p, const float* __restrict__ w,
+                                        float* __restrict__ wp) {
+  const long long ko = static_cast<long long>(p.K) * p.Og;
+  for (long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; e < ko * p.G;
+       e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const int g = static_cast<int>(e / ko), k = static_cast<int>((e % ko) / p.Og);
+    const int o = static_cast<int>(e % p.Og);
+    wp[e] = w[widx(p, g, o, k)];
+  }
+}
+
+// taps[k] = {c*H*W, kh*dkh, kw*dkw, 0} for k = (c*KH + kh)*KW + kw of one group.
+__global__ void conv_taps_kernel(Geo p, int4* taps) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= p.K) return;
+  const int kk = p.KH * p.KW, c = k / kk, t = k - c * kk, kh = t / p.KW, kw = t - kh * p.KW;
+  taps[k] = make_int4(c * p.H * p.W, kh * p.dkh, kw * p.dkw, 0);
+}
+
+template <int BM, int MinBlocks>
+__global__ void __launch_bounds__(kThreads, MinBlocks)
+    conv_fwd_fast_kernel(Geo p, const float* __restrict__ x, const float* __restrict__ wp,
+                         const float* __restrict__ bias, float* __restrict__ y,
+                         const int4* __restrict__ taps) {
+  constexpr int TM = BM / 16, AL = BM * BK / kThreads;  // rows per thread, A loads per thread
+  __shared__ __align__(16) float As[2][BK][BM + PAD];
+  __shared__ __align__(16) float Bs[2][BK][BN + PAD];
+  __shared__ int col_img[BN], col_out[BN];  // x offset of (n, g*Cg); y offset; -1 past NJ
+  __shared__ int col_ih[BN], col_iw[BN];    // top-left input tap of the column
+  const int tid = threadIdx.x, g = blockIdx.z, o0 = blockIdx.y * BM;
+  const long long j0 = static_cast<long long>(blockIdx.x) * BN;
+  const int ohw = p.OH * p.OW;  // x and y have fewer than 2^31 elements (conv_forward_fast)
+  if (tid < BN) {
+    const long long j = j0 + tid;
+    int img = -1, out = -1;
+    int ih = 0, iw = 0;
+    if (j < p.NJ) {
+      const int n = static_cast<int>(j / ohw);
+      const int r = static_cast<int>(j - static_cast<long long>(n) * ohw), oh = r / p.OW,
+                ow = r - oh * p.OW;
+      img = (n * p.C + g * p.Cg) * p.H * p.W;
+      out = (n * p.O + g * p.Og) * ohw + r;
+      ih = oh * p.sh - p.plh;
+      iw = ow * p.sw - p.plw;
+    }
+    col_img[tid] = img;
+    col_out[tid] = out;
+    col_ih[tid] = ih;
+    col_iw[tid] = iw;
+  }
+  __syncthreads();
+
+  // B loader: column bj, k rows bk + 2i; A loader: element tid + 256i of the BK x BM slice.
+  const int bj = tid % BN, bk = tid / BN;
+  const int img = col_img[bj];
+  const int ih0 = col_ih[bj], iw0 = col_iw[bj];
+  float ra[AL], rb[4];
+  auto load = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < AL; ++i) {
+      const int e = tid + kThreads * i, o = o0 + e % BM, k = k0 + e / BM;
+      ra[i] = (o < p.Og && k < p.K) ? wp[(g * p.K + k) * p.Og + o] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int k = k0 + bk + 2 * i;
+      float v = 0.f;
+      if (img >= 0 && k < p.K) {
+        const int4 t = taps[k];
+        const int ih = ih0 + t.y, iw = iw0 + t.z;
+        if (static_cast<unsigned>(ih) < static_cast<unsigned>(p.H) &&
+            static_cast<unsigned>(iw) < static_cast<unsigned>(p.W))
+          v = x[img + t.x + ih * p.W + iw];
+      }
+      rb[i] = v;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < AL; ++i) {
+      const int e = tid + kThreads * i;
+      As[buf][e / BM][e % BM] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) Bs[buf][bk + 2 * i][bj] = rb[i];
+  };
+
+  const int tx = tid % 16, ty = tid / 16;
+  float acc[TM][8] = {};
+  load(0);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (int k0 = 0; k0 < p.K; k0 += BK) {
+    const bool more = k0 + BK < p.K;
+    if (more) load(k0 + BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      float a[TM], b[8];
+#pragma unroll
+      for (int h = 0; h < TM / 4; ++h) {
+        const float4 v = *reinterpret_cast<const float4*>(&As[buf][kk][64 * h + 4 * ty]);
+        a[4 * h] = v.x, a[4 * h + 1] = v.y, a[4 * h + 2] = v.z, a[4 * h + 3] = v.w;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float4 v = *reinterpret_cast<const float4*>(&Bs[buf][kk][64 * h + 4 * tx]);
+        b[4 * h] = v.x, b[4 * h + 1] = v.y, b[4 * h + 2] = v.z, b[4 * h + 3] = v.w;
+      }
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+    }
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int o = o0 + 64 * (i / 4) + 4 * ty + i % 4;
+    if (o >= p.Og) continue;
+    const float b = bias != nullptr ? bias[g * p.Og + o] : 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int out = col_out[64 * (j / 4) + 4 * tx + j % 4];
+      if (out >= 0) y[out + o * ohw] = acc[i][j] + b;
+    }
+  }
+}
+
+}  // namespace fast
+
 // ---- kernels -------------------------------------------------------------------
 // grid (ceil(NJ/64), ceil(Og/64), G), 256 threads.
 template <typename T>
@@ -449,6 +599,42 @@ inline bool use_phases(const Geo& p) {
 
 using namespace conv_detail;
 
+// PYENGINE_CUDA_CONV_MINBLOCKS=1 picks the unspilled 128-row kernel (for A/B timing).
+int fast_big_min_blocks() {
+  const char* v = std::getenv("PYENGINE_CUDA_CONV_MINBLOCKS");
+  return v != nullptr && v[0] == '1' ? 1 : 2;
+}
+
+// float, no input dilation: the tap table, then 64- or 128-row tiles (64 when Og <= 64, where
+// a 128-row tile would be half idle).
+void conv_forward_fast(const Geo& q, const float* x, const float* w, const float* bias, float* y,
+                       cudaStream_t stream) {
+  const long long wsize = static_cast<long long>(q.G) * q.K * q.Og;
+  StreamScratch taps(sizeof(int4) * static_cast<size_t>(q.K), stream, "conv_forward");
+  StreamScratch packed(sizeof(float) * static_cast<size_t>(wsize), stream, "conv_forward");
+  fast::conv_taps_kernel<<<std::max(blocks(q.K, kThreads), 1u), kThreads, 0, stream>>>(
+      q, taps.as<int4>());
+  PE_CUDA_CHECK_LAUNCH("conv_forward");
+  fast::conv_pack_weight_kernel<<<static_cast<unsigned>(
+                                      std::clamp<long long>(blocks(wsize, kThreads), 1, 4096)),
+                                  kThreads, 0, stream>>>(q, w, packed.as<float>());
+  PE_CUDA_CHECK_LAUNCH("conv_forward");
+  const float* wp = packed.as<float>();
+  const unsigned cols = blocks(q.NJ, fast::BN);
+  const int4* tp = taps.as<int4>();
+  if (q.Og <= 64) {
+    fast::conv_fwd_fast_kernel<64, 2>
+        <<<dim3(cols, blocks(q.Og, 64), q.G), kThreads, 0, stream>>>(q, x, wp, bias, y, tp);
+  } else if (fast_big_min_blocks() == 1) {  // 149 registers, one block per SM
+    fast::conv_fwd_fast_kernel<128, 1>
+        <<<dim3(cols, blocks(q.Og, 128), q.G), kThreads, 0, stream>>>(q, x, wp, bias, y, tp);
+  } else {  // 128 registers, two blocks per SM, a few values spilled
+    fast::conv_fwd_fast_kernel<128, 2>
+        <<<dim3(cols, blocks(q.Og, 128), q.G), kThreads, 0, stream>>>(q, x, wp, bias, y, tp);
+  }
+  PE_CUDA_CHECK_LAUNCH("conv_forward");
+}
+
 template <typename T>
 void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
                   cudaStream_t stream) {
@@ -464,6 +650,15 @@ void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T*
         PE_CUDA_CHECK_LAUNCH("conv_forward");
       }
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    // 32-bit offsets in the fast kernel: x, y and the packed weight below 2^31 elements.
+    const long long limit = 1LL << 31;
+    if (q.dih == 1 && q.diw == 1 && q.N * static_cast<long long>(q.C) * q.H * q.W < limit &&
+        q.NJ * q.O < limit && static_cast<long long>(q.G) * q.K * q.Og < limit) {
+      conv_forward_fast(q, x, w, bias, y, stream);
+      return;
+    }
   }
   const dim3 grid(blocks(q.NJ, kBN), blocks(q.Og, kBM), q.G);
   conv_fwd_kernel<T><<<grid, kThreads, 0, stream>>>(q, x, w, bias, y);

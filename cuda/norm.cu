@@ -106,8 +106,10 @@ __global__ void bn_finalize_kernel(cpu::BatchNormForward<T> a, int64_t B, const 
     var = M > 0 ? fmax(s2 / M - d * d, 0.0) : d;
     if (a.running_mean) {
       const double m = a.momentum, unbiased = M > 1 ? var * M / (M - 1) : var;
-      a.running_mean[c] = static_cast<T>((1 - m) * static_cast<double>(a.running_mean[c]) + m * mean);
-      a.running_var[c] = static_cast<T>((1 - m) * static_cast<double>(a.running_var[c]) + m * unbiased);
+      a.running_mean[c] =
+          static_cast<T>((1 - m) * static_cast<double>(a.running_mean[c]) + m * mean);
+      a.running_var[c] =
+          static_cast<T>((1 - m) * static_cast<double>(a.running_var[c]) + m * unbiased);
     }
   } else {
     mean = static_cast<double>(a.running_mean[c]);
@@ -326,18 +328,6 @@ int64_t bn_slices(int64_t C, Pieces pc) {
   return std::max<int64_t>(1, std::min({want, pc.per_channel, kMaxSlices}));
 }
 
-// Stream-ordered scratch for the partial sums: freed on the same stream after the kernels that
-// use it, so nothing synchronizes.
-struct StreamScratch {
-  void* p = nullptr;
-  cudaStream_t stream;
-  StreamScratch(size_t bytes, cudaStream_t s, const char* op) : stream(s) {
-    PE_CUDA_CHECK(cudaMallocAsync(&p, std::max<size_t>(bytes, 16), s), op);
-  }
-  ~StreamScratch() { cudaFreeAsync(p, stream); }
-  double* doubles() const { return static_cast<double*>(p); }
-};
-
 }  // namespace
 
 template <typename T>
@@ -349,11 +339,11 @@ void batch_norm_forward(const cpu::BatchNormForward<T>& a, cudaStream_t stream) 
                      stream, "batch_norm");
   if (a.training && pc.per_channel > 0) {
     bn_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
-        a, pc, part.doubles());
+        a, pc, part.as<double>());
     PE_CUDA_CHECK_LAUNCH("batch_norm");
   }
   bn_finalize_kernel<T><<<grid_of((a.C + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      a, pc.per_channel > 0 ? B : 0, part.doubles());
+      a, pc.per_channel > 0 ? B : 0, part.as<double>());
   PE_CUDA_CHECK_LAUNCH("batch_norm");
   if (pc.per_channel > 0) {
     bn_apply_kernel<T><<<grid_of(a.C * pc.per_channel), kThreads, 0, stream>>>(a, pc);
@@ -366,16 +356,15 @@ void batch_norm_backward(const cpu::BatchNormBackward<T>& a, cudaStream_t stream
   if (a.C == 0) return;
   const Pieces pc = pieces_of(a.N, a.S);
   const int64_t B = bn_slices(a.C, pc);
-  StreamScratch part(static_cast<size_t>(a.C) * (2 * B + 3) * sizeof(double), stream,
-                     "batch_norm");
-  double* coef = part.doubles() + 2 * a.C * B;
+  StreamScratch part(static_cast<size_t>(a.C) * (2 * B + 3) * sizeof(double), stream, "batch_norm");
+  double* coef = part.as<double>() + 2 * a.C * B;
   if (pc.per_channel > 0) {
     bn_grad_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
-        a, pc, part.doubles());
+        a, pc, part.as<double>());
     PE_CUDA_CHECK_LAUNCH("batch_norm");
   }
   bn_grad_finalize_kernel<T><<<grid_of((a.C + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      a, pc.per_channel > 0 ? B : 0, part.doubles(), coef);
+      a, pc.per_channel > 0 ? B : 0, part.as<double>(), coef);
   PE_CUDA_CHECK_LAUNCH("batch_norm");
   if (a.dx && pc.per_channel > 0) {
     bn_grad_apply_kernel<T><<<grid_of(a.C * pc.per_channel), kThreads, 0, stream>>>(a, pc, coef);

@@ -95,8 +95,7 @@ __global__ void softmax_backward_kernel(int64_t outer, int64_t dim, int64_t inne
 
 // Contiguous rows (inner == 1) of at most P * kThreads values, read once into registers.
 template <typename T, int P>
-__global__ void softmax_forward_regs_kernel(int64_t rows, int64_t dim, const T* x, T* y,
-                                            bool log) {
+__global__ void softmax_forward_regs_kernel(int64_t rows, int64_t dim, const T* x, T* y, bool log) {
   using A = typename Acc<T>::type;
   __shared__ A smem[kWarps];
   const A ninf = -std::numeric_limits<A>::infinity();
@@ -268,9 +267,9 @@ void softmax_forward(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y
                      cudaStream_t stream) {
   if (outer == 0 || dim == 0 || inner == 0) return;
   const bool in_regs = inner == 1 && rowwise::with_row_regs(dim, [&](auto regs) {
-    softmax_forward_regs_kernel<T, decltype(regs)::value>
-        <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, x, y, log);
-  });
+                         softmax_forward_regs_kernel<T, decltype(regs)::value>
+                             <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, x, y, log);
+                       });
   if (!in_regs)
     softmax_forward_kernel<T>
         <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, x, y, log);
@@ -282,9 +281,9 @@ void softmax_backward(int64_t outer, int64_t dim, int64_t inner, const T* y, con
                       bool log, cudaStream_t stream) {
   if (outer == 0 || dim == 0 || inner == 0) return;
   const bool in_regs = inner == 1 && rowwise::with_row_regs(dim, [&](auto regs) {
-    softmax_backward_regs_kernel<T, decltype(regs)::value>
-        <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, y, dy, dx, log);
-  });
+                         softmax_backward_regs_kernel<T, decltype(regs)::value>
+                             <<<grid_of(outer), kThreads, 0, stream>>>(outer, dim, y, dy, dx, log);
+                       });
   if (!in_regs)
     softmax_backward_kernel<T>
         <<<grid_of(outer * inner), kThreads, 0, stream>>>(outer, dim, inner, y, dy, dx, log);

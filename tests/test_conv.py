@@ -862,6 +862,10 @@ CUDA_GEOS = [
         _geo(stride=(2, 3), input_dilation=(2, 2), pad_lo=(1, -1), pad_hi=(0, 2)),
     ),
     ((3, 8, 7, 7), (8, 8, 1, 1), _geo()),
+    # several 128-column tiles with image boundaries inside them, K over many slices of 8;
+    # 72 output channels take the 128-row tile (rows past 72 idle), grad-input the 64-row one
+    ((3, 20, 13, 11), (72, 20, 3, 3), _geo(pad_lo=(1, 0), pad_hi=(2, 1))),
+    ((2, 130, 9, 9), (140, 130, 1, 1), _geo(stride=(2, 1))),
 ]
 
 
