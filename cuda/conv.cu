@@ -10,8 +10,9 @@
 // the long reduction over j split across blocks and summed with atomicAdd.
 // Input-dilated stride-1 convs run per output phase over only their live taps (see
 // PhaseGeo). grad-input: the forward of conv_adjoint(p). grad-bias: one block per channel.
-// float convs without input dilation and with at least 64 taps take a faster forward instead
-// (namespace fast below: 128-column tiles, 8 x 8 per thread, register prefetch).
+// float convs without input dilation and with at least 64 taps take faster forward and
+// grad-weight kernels instead (namespace fast below: 128-column tiles, 8 x 8 per thread,
+// register prefetch, index tables instead of divisions).
 //
 // The tile loads and the multiply-accumulate are __host__ __device__ functions of the
 // thread index, so a host program can run a block's threads phase by phase and check the
@@ -377,6 +378,31 @@ __global__ void conv_pack_weight_kernel(Geo p, const float* __restrict__ w,
   }
 }
 
+// acc[i][j] += A[kk][row i] * B[kk][column j] over one slice: a thread's TM rows are
+// 4ty + {0..3} (+64 when TM = 8), its 8 columns 4tx + {0..3} and 64 + 4tx + {0..3}.
+template <int TM, int LA, int LB>
+__device__ __forceinline__ void tile_outer(const float (&A)[BK][LA], const float (&B)[BK][LB],
+                                           int tx, int ty, float (&acc)[TM][8]) {
+#pragma unroll
+  for (int kk = 0; kk < BK; ++kk) {
+    float a[TM], b[8];
+#pragma unroll
+    for (int h = 0; h < TM / 4; ++h) {
+      const float4 v = *reinterpret_cast<const float4*>(&A[kk][64 * h + 4 * ty]);
+      a[4 * h] = v.x, a[4 * h + 1] = v.y, a[4 * h + 2] = v.z, a[4 * h + 3] = v.w;
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float4 v = *reinterpret_cast<const float4*>(&B[kk][64 * h + 4 * tx]);
+      b[4 * h] = v.x, b[4 * h + 1] = v.y, b[4 * h + 2] = v.z, b[4 * h + 3] = v.w;
+    }
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+  }
+}
+
 // taps[k] = {c*H*W, kh*dkh, kw*dkw, 0} for k = (c*KH + kh)*KW + kw of one group.
 __global__ void conv_taps_kernel(Geo p, int4* taps) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
@@ -462,24 +488,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int k0 = 0; k0 < p.K; k0 += BK) {
     const bool more = k0 + BK < p.K;
     if (more) load(k0 + BK);
-#pragma unroll
-    for (int kk = 0; kk < BK; ++kk) {
-      float a[TM], b[8];
-#pragma unroll
-      for (int h = 0; h < TM / 4; ++h) {
-        const float4 v = *reinterpret_cast<const float4*>(&As[buf][kk][64 * h + 4 * ty]);
-        a[4 * h] = v.x, a[4 * h + 1] = v.y, a[4 * h + 2] = v.z, a[4 * h + 3] = v.w;
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float4 v = *reinterpret_cast<const float4*>(&Bs[buf][kk][64 * h + 4 * tx]);
-        b[4 * h] = v.x, b[4 * h + 1] = v.y, b[4 * h + 2] = v.z, b[4 * h + 3] = v.w;
-      }
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
-    }
+    tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc);
     if (more) store(buf ^ 1);
     __syncthreads();
     buf ^= 1;
@@ -494,6 +503,100 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int j = 0; j < 8; ++j) {
       const int out = col_out[64 * (j / 4) + 4 * tx + j % 4];
       if (out >= 0) y[out + o * ohw] = acc[i][j] + b;
+    }
+  }
+}
+
+// cols[j] = {x offset of image n, oh*sh - plh, ow*sw - plw, y offset of (n, 0, oh, ow)} for
+// j = (n, oh, ow) < NJ: the grad-weight loaders read it instead of dividing (OVERWRITES cols).
+__global__ void conv_cols_kernel(Geo p, int4* __restrict__ cols) {
+  const int ohw = p.OH * p.OW;
+  for (long long j = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; j < p.NJ;
+       j += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const int n = static_cast<int>(j / ohw),
+              r = static_cast<int>(j - static_cast<long long>(n) * ohw);
+    const int oh = r / p.OW, ow = r - oh * p.OW;
+    cols[j] =
+        make_int4(n * p.C * p.H * p.W, oh * p.sh - p.plh, ow * p.sw - p.plw, n * p.O * ohw + r);
+  }
+}
+
+// grad-weight: GW_g (Og x K) += GY_g (Og x [lo, hi)) * cols_g ([lo, hi) x K) for split
+// blockIdx.z % splits of the reduction over j, summed into gw with atomicAdd (gw zeroed
+// before). The forward's scheme with j as the reduction: a block takes BM output channels x 128
+// taps; each thread's B column is one tap for the whole loop, its rows the slice's j.
+template <int BM>
+__global__ void __launch_bounds__(kThreads, 2)
+    conv_gw_fast_kernel(Geo p, int splits, const float* __restrict__ x,
+                        const float* __restrict__ gy, float* __restrict__ gw,
+                        const int4* __restrict__ taps, const int4* __restrict__ cols) {
+  constexpr int TM = BM / 16, AL = BM * BK / kThreads;
+  __shared__ __align__(16) float As[2][BK][BM + PAD];  // As[j][o]
+  __shared__ __align__(16) float Bs[2][BK][BN + PAD];  // Bs[j][k]
+  const int tid = threadIdx.x, g = blockIdx.z / splits, split = blockIdx.z % splits;
+  const int o0 = blockIdx.y * BM, kb0 = blockIdx.x * BN;
+  const long long slices = (p.NJ + BK - 1) / BK;
+  const long long lo = slices * split / splits * BK;
+  const long long hi = std::min<long long>(slices * (split + 1) / splits * BK, p.NJ);
+  const int ohw = p.OH * p.OW, gx = g * p.Cg * p.H * p.W, gyo = g * p.Og * ohw;
+  const int bk = tid % BN, bj = tid / BN;
+  const bool kval = kb0 + bk < p.K;
+  const int4 tap = kval ? taps[kb0 + bk] : make_int4(0, 0, 0, 0);
+  float ra[AL], rb[4];
+  auto load = [&](long long j0) {
+#pragma unroll
+    for (int i = 0; i < AL; ++i) {
+      const int e = tid + kThreads * i, o = o0 + e / BK;
+      const long long j = j0 + e % BK;
+      ra[i] = (o < p.Og && j < hi) ? gy[cols[j].w + gyo + o * ohw] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const long long j = j0 + bj + 2 * i;
+      float v = 0.f;
+      if (kval && j < hi) {
+        const int4 c = cols[j];
+        const int ih = c.y + tap.y, iw = c.z + tap.z;
+        if (static_cast<unsigned>(ih) < static_cast<unsigned>(p.H) &&
+            static_cast<unsigned>(iw) < static_cast<unsigned>(p.W))
+          v = x[c.x + gx + tap.x + ih * p.W + iw];
+      }
+      rb[i] = v;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < AL; ++i) {
+      const int e = tid + kThreads * i;
+      As[buf][e % BK][e / BK] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) Bs[buf][bj + 2 * i][bk] = rb[i];
+  };
+
+  const int tx = tid % 16, ty = tid / 16;
+  float acc[TM][8] = {};
+  if (lo >= hi) return;
+  load(lo);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (long long j0 = lo; j0 < hi; j0 += BK) {
+    const bool more = j0 + BK < hi;
+    if (more) load(j0 + BK);
+    tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc);
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
+  }
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int o = o0 + 64 * (i / 4) + 4 * ty + i % 4;
+    if (o >= p.Og) continue;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int k = kb0 + 64 * (j / 4) + 4 * tx + j % 4;
+      if (k < p.K) atomicAdd(&gw[widx(p, g, o, k)], acc[i][j]);
     }
   }
 }
@@ -600,6 +703,46 @@ inline bool use_phases(const Geo& p) {
 
 using namespace conv_detail;
 
+// The fast float kernels: no input dilation; 32-bit offsets, so x, y and the weight below 2^31
+// elements; at least 64 taps (below that, for a 3-channel input layer, the table and packing
+// launches cost more than they save: 0.063 vs 0.047 ms for 64x3->32 32x32 on the H100).
+bool fast_fits(const Geo& q) {
+  const long long limit = 1LL << 31;
+  return q.dih == 1 && q.diw == 1 && q.K >= 64 &&
+         q.N * static_cast<long long>(q.C) * q.H * q.W < limit && q.NJ * q.O < limit &&
+         static_cast<long long>(q.G) * q.K * q.Og < limit;
+}
+
+// grad-weight with the fast kernel: tap and column tables, then BM x 128 tiles with the
+// reduction over j split so that about 512 blocks run (as conv_gw_kernel).
+void conv_grad_weight_fast(const Geo& q, const float* x, const float* gy, float* gw,
+                           cudaStream_t stream) {
+  StreamScratch taps(sizeof(int4) * static_cast<size_t>(q.K), stream, "conv_grad_weight");
+  StreamScratch cols(sizeof(int4) * static_cast<size_t>(q.NJ), stream, "conv_grad_weight");
+  fast::conv_taps_kernel<<<std::max(blocks(q.K, kThreads), 1u), kThreads, 0, stream>>>(
+      q, taps.as<int4>());
+  PE_CUDA_CHECK_LAUNCH("conv_grad_weight");
+  fast::conv_cols_kernel<<<static_cast<unsigned>(
+                               std::clamp<long long>(blocks(q.NJ, kThreads), 1, 4096)),
+                           kThreads, 0, stream>>>(q, cols.as<int4>());
+  PE_CUDA_CHECK_LAUNCH("conv_grad_weight");
+  const int bm = q.Og <= 64 ? 64 : 128;
+  const long long tiles = static_cast<long long>(blocks(q.K, fast::BN)) * blocks(q.Og, bm) * q.G;
+  const long long slices = (q.NJ + fast::BK - 1) / fast::BK;
+  long long sp = std::max<long long>(1, 512 / tiles);
+  sp = std::min<long long>(sp, std::max<long long>(1, slices / 8));
+  sp = std::min<long long>(sp, std::max<long long>(1, 65535 / q.G));
+  const int splits = static_cast<int>(sp);
+  const dim3 grid(blocks(q.K, fast::BN), blocks(q.Og, bm), q.G * splits);
+  if (bm == 64)
+    fast::conv_gw_fast_kernel<64>
+        <<<grid, kThreads, 0, stream>>>(q, splits, x, gy, gw, taps.as<int4>(), cols.as<int4>());
+  else
+    fast::conv_gw_fast_kernel<128>
+        <<<grid, kThreads, 0, stream>>>(q, splits, x, gy, gw, taps.as<int4>(), cols.as<int4>());
+  PE_CUDA_CHECK_LAUNCH("conv_grad_weight");
+}
+
 // float, no input dilation: the tap table, then 64- or 128-row tiles (64 when Og <= 64, where
 // a 128-row tile would be half idle).
 void conv_forward_fast(const Geo& q, const float* x, const float* w, const float* bias, float* y,
@@ -645,13 +788,7 @@ void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T*
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    // 32-bit offsets in the fast kernel: x, y and the packed weight below 2^31 elements.
-    const long long limit = 1LL << 31;
-    // Below 64 taps (a 3-channel input layer) the table and packing launches cost more than
-    // they save: 0.063 vs 0.047 ms for 64x3->32 32x32 on the H100.
-    if (q.dih == 1 && q.diw == 1 && q.K >= 64 &&
-        q.N * static_cast<long long>(q.C) * q.H * q.W < limit && q.NJ * q.O < limit &&
-        static_cast<long long>(q.G) * q.K * q.Og < limit) {
+    if (fast_fits(q)) {
       conv_forward_fast(q, x, w, bias, y, stream);
       return;
     }
@@ -685,6 +822,12 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw, cudaS
   const Geo q = make_geo(swap ? conv_adjoint(p) : p);
   const T* in = swap ? gy : x;
   const T* out = swap ? x : gy;
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_fits(q)) {
+      conv_grad_weight_fast(q, in, out, gw, stream);
+      return;
+    }
+  }
   const int splits = gw_splits(q);
   const dim3 grid(blocks(q.K, kBN), blocks(q.Og, kBM), q.G * splits);
   conv_gw_kernel<T><<<grid, kThreads, 0, stream>>>(q, splits, in, out, gw);

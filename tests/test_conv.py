@@ -866,6 +866,13 @@ CUDA_GEOS = [
     # 72 output channels take the 128-row tile (rows past 72 idle), grad-input the 64-row one
     ((3, 20, 13, 11), (72, 20, 3, 3), _geo(pad_lo=(1, 0), pad_hi=(2, 1))),
     ((2, 130, 9, 9), (140, 130, 1, 1), _geo(stride=(2, 1))),
+    # the fast kernels' 64-row tiles: 24 channels, and 4 groups of 4 output channels
+    (
+        (2, 16, 10, 9),
+        (24, 16, 3, 3),
+        _geo(stride=(1, 2), dilation=(2, 1), pad_lo=(2, 1), pad_hi=(1, 1)),
+    ),
+    ((2, 32, 8, 8), (16, 8, 3, 3), _geo(pad_lo=(1, 1), pad_hi=(1, 1), groups=4)),
 ]
 
 
