@@ -537,7 +537,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int o0 = blockIdx.y * BM, kb0 = blockIdx.x * BN;
   const long long slices = (p.NJ + BK - 1) / BK;
   const long long lo = slices * split / splits * BK;
-  const long long hi = std::min<long long>(slices * (split + 1) / splits * BK, p.NJ);
+  const long long end = slices * (split + 1) / splits * BK, hi = end < p.NJ ? end : p.NJ;
   const int ohw = p.OH * p.OW, gx = g * p.Cg * p.H * p.W, gyo = g * p.Og * ohw;
   const int bk = tid % BN, bj = tid / BN;
   const bool kval = kb0 + bk < p.K;
