@@ -26,6 +26,7 @@ struct CudaError : std::runtime_error {
 inline void check_cuda(cudaError_t err, const char* op, const char* call, const char* file,
                        int line) {
   if (err == cudaSuccess) return;
+  cudaGetLastError();  // the exception reports it: leave no (non-sticky) error pending behind
   throw CudaError(::pyengine::detail::concat(op, "CUDA error ", cudaGetErrorName(err), " (",
                                              cudaGetErrorString(err), ") from `", call, "` at ",
                                              file, ":", line));

@@ -411,6 +411,9 @@ __global__ void conv_taps_kernel(Geo p, int4* taps) {
   taps[k] = make_int4(c * p.H * p.W, kh * p.dkh, kw * p.dkw, 0);
 }
 
+// Forward, grid (ceil(NJ/128), ceil(Og/BM), G), 256 threads: y[n, g*Og + o, oh, ow] =
+// bias + sum over k of wp[(g*K + k)*Og + o] * x at tap k (OVERWRITTEN, every output of the
+// tile written once); wp from conv_pack_weight_kernel, taps from conv_taps_kernel.
 template <int BM>
 __global__ void __launch_bounds__(kThreads, 2)
     conv_fwd_fast_kernel(Geo p, const float* __restrict__ x, const float* __restrict__ wp,
@@ -521,10 +524,12 @@ __global__ void conv_cols_kernel(Geo p, int4* __restrict__ cols) {
   }
 }
 
-// grad-weight: GW_g (Og x K) += GY_g (Og x [lo, hi)) * cols_g ([lo, hi) x K) for split
-// blockIdx.z % splits of the reduction over j, summed into gw with atomicAdd (gw zeroed
-// before). The forward's scheme with j as the reduction: a block takes BM output channels x 128
-// taps; each thread's B column is one tap for the whole loop, its rows the slice's j.
+// grad-weight, grid (ceil(K/128), ceil(Og/BM), G*splits), 256 threads:
+// GW_g (Og x K) += GY_g (Og x [lo, hi)) * cols_g ([lo, hi) x K) for split
+// blockIdx.z % splits of the reduction over j, ACCUMULATED into gw with atomicAdd (gw zeroed
+// before; the summation order varies from run to run). The forward's scheme with j as the
+// reduction: a block takes BM output channels x 128 taps; each thread's B column is one tap for the
+// whole loop, its rows the slice's j.
 template <int BM>
 __global__ void __launch_bounds__(kThreads, 2)
     conv_gw_fast_kernel(Geo p, int splits, const float* __restrict__ x,

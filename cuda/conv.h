@@ -19,6 +19,10 @@
 // grad-input: the forward of the adjoint convolution (stride <-> idil, flip and wtrans
 // toggled). grad-weight: (Og) x (Cg*KH*KW) reduced over N*OH*OW, split over blocks and
 // summed with atomicAdd (so its float rounding order is not fixed from run to run).
+// float convs without input dilation and with at least 64 taps run the forward and the
+// grad-weight on faster kernels (conv.cu, namespace fast) that take stream-ordered scratch
+// (cudaMallocAsync): the weight packed k-major and index tables (16 bytes per tap, and per
+// output position for the grad-weight).
 // Sizes must fit in int32 per dimension and the bindings check them.
 #pragma once
 #include <cuda_runtime_api.h>

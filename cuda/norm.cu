@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "common.cuh"
 #include "norm.h"
@@ -61,21 +62,21 @@ __device__ inline int64_t piece_row(int64_t p, int64_t c, int64_t C, int64_t S, 
   return (n * C + c) * S;
 }
 
-// Shifted sums of channel c's values over this block's pieces: sum(x - K), sum((x - K)^2),
-// K = the channel's first value (shifting keeps E[x^2] - E[x]^2 from cancelling when the
-// mean is large against the spread). part[(c * B + b) * 2 + {0, 1}] is OVERWRITTEN.
+// Grid (C, B): block (c, b) sums channel c's pieces b, b + B, ... in double: sum(x - K) and
+// sum((x - K)^2), K = the channel's first value (the shift and the double sums keep
+// E[x^2] - E[x]^2 from cancelling when the mean is far from 0 or from K against the spread).
+// part[(c * B + b) * 2 + {0, 1}] is OVERWRITTEN.
 template <typename T>
 __global__ void bn_stats_kernel(cpu::BatchNormForward<T> a, Pieces pc, double* part) {
-  using A = typename Acc<T>::type;
-  __shared__ A smem[kWarps];
-  const int64_t c = blockIdx.y, B = gridDim.x;
-  const A K = static_cast<A>(a.x[c * a.S]);
-  A s1 = 0, s2 = 0;
-  for (int64_t p = blockIdx.x; p < pc.per_channel; p += B) {
+  __shared__ double smem[kWarps];
+  const int64_t c = blockIdx.x, B = gridDim.y;
+  const double K = static_cast<double>(a.x[c * a.S]);
+  double s1 = 0, s2 = 0;
+  for (int64_t p = blockIdx.y; p < pc.per_channel; p += B) {
     int64_t lo, hi;
     const T* x = a.x + piece_row(p, c, a.C, a.S, pc, lo, hi);
     for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x) {
-      const A d = static_cast<A>(x[s]) - K;
+      const double d = static_cast<double>(x[s]) - K;
       s1 += d;
       s2 += d * d;
     }
@@ -83,8 +84,8 @@ __global__ void bn_stats_kernel(cpu::BatchNormForward<T> a, Pieces pc, double* p
   s1 = block_sum(s1, smem);
   s2 = block_sum(s2, smem);
   if (threadIdx.x == 0) {
-    part[(c * B + blockIdx.x) * 2] = static_cast<double>(s1);
-    part[(c * B + blockIdx.x) * 2 + 1] = static_cast<double>(s2);
+    part[(c * B + blockIdx.y) * 2] = s1;
+    part[(c * B + blockIdx.y) * 2 + 1] = s2;
   }
 }
 
@@ -103,7 +104,8 @@ __global__ void bn_finalize_kernel(cpu::BatchNormForward<T> a, int64_t B, const 
     }
     const double M = static_cast<double>(a.N * a.S), d = s1 / M;
     mean = M > 0 ? static_cast<double>(a.x[c * a.S]) + d : d;  // no values: NaN, as 0/0
-    var = M > 0 ? fmax(s2 / M - d * d, 0.0) : d;
+    var = M > 0 ? s2 / M - d * d : d;
+    if (var < 0) var = 0;  // rounding; a NaN (from a NaN or an inf input) stays NaN
     if (a.running_mean) {
       const double m = a.momentum, unbiased = M > 1 ? var * M / (M - 1) : var;
       a.running_mean[c] =
@@ -137,28 +139,28 @@ __global__ void bn_apply_kernel(cpu::BatchNormForward<T> a, Pieces pc) {
   }
 }
 
-// Backward partial sums of channel c over this block's pieces: sum(dy), sum(dy * (x - mean)).
+// Backward, grid (C, B): block (c, b) sums sum(dy) and sum(dy * (x - mean)) over channel c's
+// pieces b, b + B, ... in double; part[(c * B + b) * 2 + {0, 1}] is OVERWRITTEN.
 template <typename T>
 __global__ void bn_grad_stats_kernel(cpu::BatchNormBackward<T> a, Pieces pc, double* part) {
-  using A = typename Acc<T>::type;
-  __shared__ A smem[kWarps];
-  const int64_t c = blockIdx.y, B = gridDim.x;
-  const A mean = static_cast<A>(a.mean[c]);
-  A s0 = 0, s1 = 0;
-  for (int64_t p = blockIdx.x; p < pc.per_channel; p += B) {
+  __shared__ double smem[kWarps];
+  const int64_t c = blockIdx.x, B = gridDim.y;
+  const double mean = static_cast<double>(a.mean[c]);
+  double s0 = 0, s1 = 0;
+  for (int64_t p = blockIdx.y; p < pc.per_channel; p += B) {
     int64_t lo, hi;
     const int64_t off = piece_row(p, c, a.C, a.S, pc, lo, hi);
     for (int64_t s = lo + threadIdx.x; s < hi; s += blockDim.x) {
-      const A g = static_cast<A>(a.dy[off + s]);
+      const double g = static_cast<double>(a.dy[off + s]);
       s0 += g;
-      s1 += g * (static_cast<A>(a.x[off + s]) - mean);
+      s1 += g * (static_cast<double>(a.x[off + s]) - mean);
     }
   }
   s0 = block_sum(s0, smem);
   s1 = block_sum(s1, smem);
   if (threadIdx.x == 0) {
-    part[(c * B + blockIdx.x) * 2] = static_cast<double>(s0);
-    part[(c * B + blockIdx.x) * 2 + 1] = static_cast<double>(s1);
+    part[(c * B + blockIdx.y) * 2] = s0;
+    part[(c * B + blockIdx.y) * 2 + 1] = s1;
   }
 }
 
@@ -184,6 +186,7 @@ __global__ void bn_grad_finalize_kernel(cpu::BatchNormBackward<T> a, int64_t B, 
   coef[c * 3 + 2] = a.training ? -k * sdy / M : 0.0;
 }
 
+// dx = k*dy + kx*(x - mean) + k0 (OVERWRITTEN) with the channel's coef, one block per piece.
 template <typename T>
 __global__ void bn_grad_apply_kernel(cpu::BatchNormBackward<T> a, Pieces pc, const double* coef) {
   using A = typename Acc<T>::type;
@@ -319,9 +322,10 @@ int64_t bn_slices(int64_t C, Pieces pc) {
   static const int sms = [] {
     int dev = 0, n = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
       n = 0;
-    cudaGetLastError();  // a failed query leaves no error pending
+      cudaGetLastError();  // the failed query leaves no error pending
+    }
     return n > 0 ? n : 132;
   }();
   const int64_t want = (4 * static_cast<int64_t>(sms) + C - 1) / C;
@@ -334,16 +338,17 @@ template <typename T>
 void batch_norm_forward(const cpu::BatchNormForward<T>& a, cudaStream_t stream) {
   if (a.C == 0) return;
   const Pieces pc = pieces_of(a.N, a.S);
-  const int64_t B = a.training ? bn_slices(a.C, pc) : 0;
-  StreamScratch part(static_cast<size_t>(a.C * std::max<int64_t>(B, 1)) * 2 * sizeof(double),
-                     stream, "batch_norm");
-  if (a.training && pc.per_channel > 0) {
-    bn_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
-        a, pc, part.as<double>());
+  // eval reads the running statistics: no partial sums, no scratch
+  const int64_t B = a.training && pc.per_channel > 0 ? bn_slices(a.C, pc) : 0;
+  std::optional<StreamScratch> part;
+  if (B > 0) {
+    part.emplace(static_cast<size_t>(a.C * B) * 2 * sizeof(double), stream, "batch_norm");
+    bn_stats_kernel<T><<<dim3(grid_of(a.C), static_cast<unsigned>(B)), kThreads, 0, stream>>>(
+        a, pc, part->as<double>());
     PE_CUDA_CHECK_LAUNCH("batch_norm");
   }
   bn_finalize_kernel<T><<<grid_of((a.C + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      a, pc.per_channel > 0 ? B : 0, part.as<double>());
+      a, B, part ? part->as<double>() : nullptr);
   PE_CUDA_CHECK_LAUNCH("batch_norm");
   if (pc.per_channel > 0) {
     bn_apply_kernel<T><<<grid_of(a.C * pc.per_channel), kThreads, 0, stream>>>(a, pc);
@@ -359,7 +364,7 @@ void batch_norm_backward(const cpu::BatchNormBackward<T>& a, cudaStream_t stream
   StreamScratch part(static_cast<size_t>(a.C) * (2 * B + 3) * sizeof(double), stream, "batch_norm");
   double* coef = part.as<double>() + 2 * a.C * B;
   if (pc.per_channel > 0) {
-    bn_grad_stats_kernel<T><<<dim3(static_cast<unsigned>(B), grid_of(a.C)), kThreads, 0, stream>>>(
+    bn_grad_stats_kernel<T><<<dim3(grid_of(a.C), static_cast<unsigned>(B)), kThreads, 0, stream>>>(
         a, pc, part.as<double>());
     PE_CUDA_CHECK_LAUNCH("batch_norm");
   }

@@ -873,6 +873,15 @@ CUDA_GEOS = [
         _geo(stride=(1, 2), dilation=(2, 1), pad_lo=(2, 1), pad_hi=(1, 1)),
     ),
     ((2, 32, 8, 8), (16, 8, 3, 3), _geo(pad_lo=(1, 1), pad_hi=(1, 1), groups=4)),
+    # grouped grad-input on the fast forward (adjoint K = 144), grouped 128-row tiles
+    ((2, 32, 8, 8), (64, 8, 3, 3), _geo(pad_lo=(1, 1), pad_hi=(1, 1), groups=4)),
+    ((1, 8, 6, 6), (260, 4, 5, 5), _geo(pad_lo=(2, 1), pad_hi=(2, 3), groups=2)),
+    # a transposed conv whose grad-weight (over the adjoint, K = 72) takes the fast kernel
+    (
+        (2, 16, 6, 5),
+        (16, 8, 3, 3),
+        _geo(input_dilation=(2, 2), pad_lo=(2, 2), pad_hi=(2, 2), flip=True, wtrans=True),
+    ),
 ]
 
 

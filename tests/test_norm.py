@@ -625,13 +625,17 @@ def _host(t):
         ((2, 3, 4100), 2, 1),  # three pieces per row, the last one short
         ((700, 1, 3), 2, 1),  # one channel: partial sums from many blocks
         ((40, 3, 50), 0.5, 1000),  # mean large against the spread
+        ((40, 3, 50), 0.1, 5),  # ... and the kernel's shift (the first value, set to 0) far off
+        ((4, 70000), 2, 1),  # more channels than a grid's y or z dimension holds
     ],
-    ids=["5x4", "3x2x7", "4d", "ncl", "pieces", "slices", "offset"],
+    ids=["5x4", "3x2x7", "4d", "ncl", "pieces", "slices", "offset", "shift", "wide"],
 )
 def test_cuda_batch_norm(gpu, shape, scale, offset, dtype):
     rng = np.random.default_rng(20)
     C = shape[1]
     x = (rng.standard_normal(shape) * scale + offset).astype(dtype)
+    if scale == 0.1:
+        x.reshape(shape[0], C, -1)[0, :, 0] = 0
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
     xt, wt, bt = _to_gpu(x, True), _to_gpu(w, True), _to_gpu(b, True)
@@ -647,6 +651,29 @@ def test_cuda_batch_norm(gpu, shape, scale, offset, dtype):
     assert_close(_host(rv), v, dtype, rtol=1e-4, atol=1e-5)
     ye = F.batch_norm(xt, rm, rv, wt, bt, training=False)
     assert_close(_host(ye), R.batch_norm_eval(x, m, v, w, b), dtype, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_cuda_batch_norm_eval_backward_without_affine(gpu, dtype):
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((6, 3, 40)).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    rm, rv = rng.standard_normal(3).astype(dtype), rng.uniform(0.5, 2, 3).astype(dtype)
+    xt = _to_gpu(x, True)
+    y = F.batch_norm(xt, _to_gpu(rm), _to_gpu(rv), None, None, training=False)
+    ones, zeros = np.ones(3, dtype), np.zeros(3, dtype)
+    assert_close(_host(y), R.batch_norm_eval(x, rm, rv, ones, zeros), dtype, rtol=1e-4, atol=1e-4)
+    (y * _to_gpu(g)).sum().backward()
+    dx = R.batch_norm_eval_vjp(g, x, rm, rv, ones, zeros)[0]
+    assert_close(_host(xt.grad), dx, dtype, rtol=1e-4, atol=1e-4)
+    # training without affine parameters or running statistics, through the same kernels
+    xt = _to_gpu(x, True)
+    y = F.batch_norm(xt, None, None, None, None, training=True)
+    assert_close(_host(y), R.batch_norm_train(x, ones, zeros), dtype, rtol=1e-4, atol=1e-4)
+    (y * _to_gpu(g)).sum().backward()
+    dx = R.batch_norm_train_vjp(g, x, ones, zeros)[0]
+    assert_close(_host(xt.grad), dx, dtype, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.cuda

@@ -490,11 +490,12 @@ def _host(t):
         ((2, 3), 0),
         ((5, 1), -1),
         ((3, 257), -1),
+        ((3, 700), -1),
         ((2, 3, 2000), -1),
         ((2, 4096), -1),
         ((2, 4097), -1),
     ],
-    ids=["3x5", "blocked", "rows", "dim0", "one", "257", "2000", "4096", "4097"],
+    ids=["3x5", "blocked", "rows", "dim0", "one", "257", "700", "2000", "4096", "4097"],
 )
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_cuda_softmax(gpu, log, case, dtype):
@@ -510,6 +511,23 @@ def test_cuda_softmax(gpu, log, case, dtype):
     (y * _to_gpu(g)).sum().backward()
     want = (R.log_softmax_vjp if log else R.softmax_vjp)(g, x, dim)[0]
     assert_close(_host(xt.grad), want, dtype, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("n", [5, 700, 5000], ids=["regs1", "regs4", "streamed"])
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_cuda_softmax_nonfinite_rows_match_cpu(gpu, log, n):
+    """A NaN, a +inf and an all -inf row give on the GPU what they give on the CPU."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((4, n))
+    x[0, n // 2] = np.nan
+    x[1, n - 1] = np.inf
+    x[2, :] = -np.inf
+    f = F.log_softmax if log else F.softmax
+    want = f(pe.tensor(x), -1).numpy()
+    got = _host(f(_to_gpu(x), -1))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-12, atol=0)
 
 
 @pytest.mark.cuda
