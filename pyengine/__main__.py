@@ -11,7 +11,14 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, build flags, CPU ISA, threads and CUDA state")
     b = sub.add_parser("bench", help="side-by-side benchmarks against NumPy/PyTorch")
-    b.add_argument("ops", nargs="*", default=["gemm"], help="op families to run (default: gemm)")
+    b.add_argument("ops", nargs="*", help="op families to run (default: gemm on cpu, all on cuda)")
+    b.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="cpu: against NumPy/PyTorch on the CPU; cuda: against cuBLAS/cuDNN/SDPA (needs a "
+        "GPU, CuPy and PyTorch)",
+    )
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     b.add_argument("--plot", help="also draw the ratios into this PNG (needs matplotlib)")
@@ -51,9 +58,15 @@ def main(argv=None) -> int:
 
         return demo.main(args)
     if args.command == "bench":
+        if args.device == "cuda":
+            from .bench import gpu
+
+            return gpu.main(args.ops, quick=args.quick, json_path=args.json)
         from . import bench
 
-        return bench.main(args.ops, json_path=args.json, quick=args.quick, plot_path=args.plot)
+        return bench.main(
+            args.ops or ["gemm"], json_path=args.json, quick=args.quick, plot_path=args.plot
+        )
     return 2
 
 

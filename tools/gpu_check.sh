@@ -4,7 +4,8 @@
 # builds pyengine with its CUDA module for the card's architecture only (PYENGINE_CUDA_ARCHS,
 # default 90; that machine has no network: no build isolation, no dependencies fetched), prints
 # the build facts (including the libraries each module needs) and nvidia-smi, runs the
-# cuda-marked tests, then tools/gpu_bench.py (side by side with cuBLAS / cuDNN / SDPA), then the
+# cuda-marked tests, then `python -m pyengine bench --device cuda` (side by side with cuBLAS /
+# cuDNN / SDPA; pyengine/bench/gpu.py), then the
 # whole suite. Logs go to $OUT (the device tool brings that folder back), or ./gpu_check_out.
 # Knobs: GPU_CHECK_BENCH=0 / GPU_CHECK_FULL=0 skip the bench / the whole suite,
 # GPU_BENCH_ARGS picks bench cases ("norm conv", "--quick"), GPU_CHECK_WORKERS sets pytest-xdist.
@@ -49,9 +50,10 @@ grep -E "^(FAILED|ERROR)" "$out/cuda_tests.log" | head -40
 tail -15 "$out/cuda_tests.log"
 
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
-  echo "== side-by-side timings (tools/gpu_bench.py)"
-  PYTHONUNBUFFERED=1 timeout "${GPU_BENCH_TIMEOUT:-300}" python tools/gpu_bench.py ${GPU_BENCH_ARGS:-} \
-    2>&1 | tee "$out/gpu_bench.log" || status=1
+  echo "== side-by-side timings (python -m pyengine bench --device cuda)"
+  # shellcheck disable=SC2086  # GPU_BENCH_ARGS is a list of words
+  PYTHONUNBUFFERED=1 timeout "${GPU_BENCH_TIMEOUT:-300}" python -m pyengine bench --device cuda \
+    --json "$out/gpu_bench.json" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$out/gpu_bench.log" || status=1
 fi
 
 if [ "${GPU_CHECK_FULL:-1}" = 1 ]; then

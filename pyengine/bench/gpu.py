@@ -1,13 +1,13 @@
 # ruff: noqa: B023  (every lambda is timed before its loop variable moves on)
-"""GPU side-by-side timings (issue 9's goals), one table: pyengine's CUDA kernels against
-cuBLAS (CuPy), cuDNN and SDPA (PyTorch) on the same card in the same process.
-
-    python tools/gpu_bench.py [--quick] [case-prefix ...]
+"""GPU side by side (`python -m pyengine bench --device cuda [family ...] [--quick]`):
+pyengine's CUDA kernels against cuBLAS (through CuPy), cuDNN and SDPA (through PyTorch) on the
+same card in the same process. Needs a GPU, CuPy and PyTorch with CUDA.
 
 Each case is timed with CUDA events on the legacy default stream, which both CuPy's and
-PyTorch's default streams are: warm-up, then the median of `REPS` event pairs around `ITERS`
-back-to-back calls each. fp32 compares with fp32 (TF32 off in PyTorch and CuPy). A case that
-fails prints its error and the table goes on.
+PyTorch's default streams are: two warm-up calls, then the median of `REPS` event pairs around
+`ITERS` back-to-back calls. fp32 compares with fp32 (TF32 off in PyTorch and CuPy). ratio =
+their time / ours (above 1: we are faster). A case that fails prints its error and the table
+goes on.
 """
 
 from __future__ import annotations
@@ -15,26 +15,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import traceback
 
 import numpy as np
 
-os.environ.setdefault("CUPY_TF32", "0")
-import cupy as cp  # noqa: E402
-import torch  # noqa: E402
+import pyengine as pe
+import pyengine.functional as F
+from pyengine import nn
+from pyengine.backend import cuda as pcuda
 
-import pyengine as pe  # noqa: E402
-import pyengine.functional as F  # noqa: E402
-from pyengine import nn  # noqa: E402
-from pyengine.backend import cuda as pcuda  # noqa: E402
+cp = torch = None  # imported by main(): CuPy must see CUPY_TF32 before its first import
 
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-torch.backends.cudnn.benchmark = True
-
-QUICK = "--quick" in sys.argv
-REPS, ITERS = (5, 3) if QUICK else (11, 5)
+QUICK = False
+REPS, ITERS = 11, 5
 ROWS: list[dict] = []
 
 
@@ -303,24 +296,40 @@ CASES = {
     "norm": case_norm,
     "attention": case_attention,
 }
+FAMILIES = list(CASES)
 
 
-def main():
-    picks = [a for a in sys.argv[1:] if not a.startswith("--")] or list(CASES)
+def main(ops=None, quick: bool = False, json_path=None) -> int:
+    """Run the named families (default: all); 2 when there is no GPU or a name is unknown."""
+    global cp, torch, QUICK, REPS, ITERS
+    ops = list(ops or FAMILIES)
+    unknown = [o for o in ops if o not in CASES]
+    if unknown:
+        print(f"[bench] unknown GPU families {unknown}; available: {FAMILIES}")
+        return 2
+    if not pcuda.is_available():
+        print(f"[bench] --device cuda needs a CUDA GPU: {pcuda.unavailable_reason()}")
+        return 2
+    os.environ.setdefault("CUPY_TF32", "0")
+    import cupy
+    import torch as th
+
+    cp, torch = cupy, th
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    QUICK = quick
+    REPS, ITERS = (5, 3) if quick else (11, 5)
     print(
         f"{torch.cuda.get_device_name()}; torch {torch.__version__}, cupy {cp.__version__}; "
         f"median of {REPS} x {ITERS} calls"
     )
-    for name in picks:
+    for name in ops:
         try:
             CASES[name]()
         except Exception:
             traceback.print_exc()
-    out = os.environ.get("OUT")
-    if out:
-        with open(os.path.join(out, "gpu_bench.json"), "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), rows=ROWS), f, indent=1)
-
-
-if __name__ == "__main__":
-    main()
+    return 0
