@@ -235,7 +235,8 @@ __global__ void ln_forward_kernel(cpu::LayerNormForward<T> a) {
   }
 }
 
-// The same for rows of at most P * kThreads values, read once into registers.
+// ln_forward_kernel for rows of at most P * kThreads values, read once into registers
+// (one block per row; y, mean, rstd OVERWRITTEN).
 template <typename T, int P>
 __global__ void ln_forward_regs_kernel(cpu::LayerNormForward<T> a) {
   using A = typename Acc<T>::type;

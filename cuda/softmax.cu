@@ -93,7 +93,8 @@ __global__ void softmax_backward_kernel(int64_t outer, int64_t dim, int64_t inne
   }
 }
 
-// Contiguous rows (inner == 1) of at most P * kThreads values, read once into registers.
+// softmax_forward_kernel for contiguous rows (inner == 1) of at most P * kThreads values, read
+// once into registers; one block per row, y OVERWRITTEN.
 template <typename T, int P>
 __global__ void softmax_forward_regs_kernel(int64_t rows, int64_t dim, const T* x, T* y, bool log) {
   using A = typename Acc<T>::type;
@@ -121,6 +122,8 @@ __global__ void softmax_forward_regs_kernel(int64_t rows, int64_t dim, const T* 
   }
 }
 
+// softmax_backward_kernel for the same rows, y and g read once into registers:
+// d = y * (g - sum(g * y)) (softmax) or g - exp(y) * sum(g) (log_softmax), OVERWRITTEN.
 template <typename T, int P>
 __global__ void softmax_backward_regs_kernel(int64_t rows, int64_t dim, const T* y, const T* g,
                                              T* d, bool log) {
