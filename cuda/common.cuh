@@ -10,6 +10,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -62,6 +63,26 @@ struct StreamScratch {
 // kernel surface at the next synchronizing call, as with any async launch.
 #define PE_CUDA_CHECK_LAUNCH(op) \
   ::pyengine::cuda::check_cuda(cudaGetLastError(), (op), "kernel launch", __FILE__, __LINE__)
+
+namespace pyengine::cuda {
+
+// Multiprocessors of the current device, cached per device (kernels size their grids by it).
+inline int sm_count(const char* op) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cache[kMaxDevices];  // zero-initialized: static storage
+  int dev = 0;
+  PE_CUDA_CHECK(cudaGetDevice(&dev), op);
+  if (dev >= 0 && dev < kMaxDevices) {
+    const int cached = cache[dev].load(std::memory_order_relaxed);
+    if (cached > 0) return cached;
+  }
+  int count = 0;
+  PE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), op);
+  if (dev >= 0 && dev < kMaxDevices) cache[dev].store(count, std::memory_order_relaxed);
+  return count;
+}
+
+}  // namespace pyengine::cuda
 
 inline pyengine::cuda::StreamScratch::StreamScratch(size_t bytes, cudaStream_t s, const char* op)
     : stream(s) {

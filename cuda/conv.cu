@@ -403,6 +403,28 @@ __device__ __forceinline__ void tile_outer(const float (&A)[BK][LA], const float
   }
 }
 
+// The slice pipeline of both fast kernels over the reduction range [lo, hi) in slices of BK
+// (lo < hi): slice 0 goes to shared buffer 0; then, per slice, load(next) global -> registers,
+// multiply(buf) on the current buffer, store(buf ^ 1) registers -> the other one, and one
+// barrier (the barrier ending slice i orders its reads of a buffer before slice i + 1's store
+// into it).
+template <typename I, typename Load, typename Store, typename Multiply>
+__device__ __forceinline__ void run_slices(I lo, I hi, Load& load, Store& store,
+                                           Multiply&& multiply) {
+  load(lo);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (I k0 = lo; k0 < hi; k0 += BK) {
+    const bool more = k0 + BK < hi;
+    if (more) load(k0 + BK);
+    multiply(buf);
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
+  }
+}
+
 // taps[k] = {c*H*W, kh*dkh, kw*dkw, 0} for k = (c*KH + kh)*KW + kw of one group.
 __global__ void conv_taps_kernel(Geo p, int4* taps) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
@@ -484,18 +506,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   const int tx = tid % 16, ty = tid / 16;
   float acc[TM][8] = {};
-  load(0);
-  store(0);
-  __syncthreads();
-  int buf = 0;
-  for (int k0 = 0; k0 < p.K; k0 += BK) {
-    const bool more = k0 + BK < p.K;
-    if (more) load(k0 + BK);
-    tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc);
-    if (more) store(buf ^ 1);
-    __syncthreads();
-    buf ^= 1;
-  }
+  run_slices(0, p.K, load, store, [&](int buf) { tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc); });
 
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
@@ -582,18 +593,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int tx = tid % 16, ty = tid / 16;
   float acc[TM][8] = {};
   if (lo >= hi) return;
-  load(lo);
-  store(0);
-  __syncthreads();
-  int buf = 0;
-  for (long long j0 = lo; j0 < hi; j0 += BK) {
-    const bool more = j0 + BK < hi;
-    if (more) load(j0 + BK);
-    tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc);
-    if (more) store(buf ^ 1);
-    __syncthreads();
-    buf ^= 1;
-  }
+  run_slices(lo, hi, load, store, [&](int buf) { tile_outer<TM>(As[buf], Bs[buf], tx, ty, acc); });
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int o = o0 + 64 * (i / 4) + 4 * ty + i % 4;
@@ -687,13 +687,14 @@ __global__ void __launch_bounds__(kThreads)
 
 unsigned blocks(long long n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
 
-// Splits of the grad-weight reduction: enough blocks to fill a large GPU (~4 per SM on
-// 132 SMs), each still reducing over at least 4 slices of 16.
-int gw_splits(const Geo& p) {
-  const long long tiles = static_cast<long long>(blocks(p.K, kBN)) * blocks(p.Og, kBM) * p.G;
-  const long long slices = (p.NJ + kBK - 1) / kBK;
+// Splits of the grad-weight reduction for tiles of bm output channels x bn taps: enough
+// blocks to fill a large GPU (~4 per SM on 132 SMs), each still reducing over at least
+// min_slices slices of bk (4 of 16 for conv_gw_kernel, 8 of 8 for the fast kernel).
+int gw_splits(const Geo& p, int bm = kBM, int bn = kBN, int bk = kBK, int min_slices = 4) {
+  const long long tiles = static_cast<long long>(blocks(p.K, bn)) * blocks(p.Og, bm) * p.G;
+  const long long slices = (p.NJ + bk - 1) / bk;
   long long s = std::max<long long>(1, 512 / std::max<long long>(tiles, 1));
-  s = std::min<long long>(s, std::max<long long>(1, slices / 4));
+  s = std::min<long long>(s, std::max<long long>(1, slices / min_slices));
   s = std::min<long long>(s, std::max<long long>(1, 65535 / p.G));
   return static_cast<int>(s);
 }
@@ -719,7 +720,7 @@ bool fast_fits(const Geo& q) {
 }
 
 // grad-weight with the fast kernel: tap and column tables, then BM x 128 tiles with the
-// reduction over j split so that about 512 blocks run (as conv_gw_kernel).
+// reduction over j split (gw_splits).
 void conv_grad_weight_fast(const Geo& q, const float* x, const float* gy, float* gw,
                            cudaStream_t stream) {
   StreamScratch taps(sizeof(int4) * static_cast<size_t>(q.K), stream, "conv_grad_weight");
@@ -732,12 +733,7 @@ void conv_grad_weight_fast(const Geo& q, const float* x, const float* gy, float*
                            kThreads, 0, stream>>>(q, cols.as<int4>());
   PE_CUDA_CHECK_LAUNCH("conv_grad_weight");
   const int bm = q.Og <= 64 ? 64 : 128;
-  const long long tiles = static_cast<long long>(blocks(q.K, fast::BN)) * blocks(q.Og, bm) * q.G;
-  const long long slices = (q.NJ + fast::BK - 1) / fast::BK;
-  long long sp = std::max<long long>(1, 512 / tiles);
-  sp = std::min<long long>(sp, std::max<long long>(1, slices / 8));
-  sp = std::min<long long>(sp, std::max<long long>(1, 65535 / q.G));
-  const int splits = static_cast<int>(sp);
+  const int splits = gw_splits(q, bm, fast::BN, fast::BK, 8);
   const dim3 grid(blocks(q.K, fast::BN), blocks(q.Og, bm), q.G * splits);
   if (bm == 64)
     fast::conv_gw_fast_kernel<64>

@@ -297,27 +297,12 @@ void launch(Params<T> p, cudaStream_t stream) {
 
 std::atomic<int> g_tile{int(GemmTile::Auto)};
 
-int sm_count() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cache[kMaxDevices];  // zero-initialized: static storage
-  int dev = 0;
-  PE_CUDA_CHECK(cudaGetDevice(&dev), kOp);
-  if (dev >= 0 && dev < kMaxDevices) {
-    const int cached = cache[dev].load(std::memory_order_relaxed);
-    if (cached > 0) return cached;
-  }
-  int count = 0;
-  PE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), kOp);
-  if (dev >= 0 && dev < kMaxDevices) cache[dev].store(count, std::memory_order_relaxed);
-  return count;
-}
-
 void dispatch(Params<float> p, cudaStream_t stream) {
   auto tile = GemmTile(g_tile.load(std::memory_order_relaxed));
   if (tile == GemmTile::Auto) {
     const int64_t blocks = ((int64_t(p.M) + 127) / 128) * ((int64_t(p.N) + 127) / 128) *
                            std::min<int64_t>(p.batch, kMaxGridZ);
-    tile = blocks >= sm_count() ? GemmTile::Large : GemmTile::Small;
+    tile = blocks >= sm_count(kOp) ? GemmTile::Large : GemmTile::Small;
   }
   if (tile == GemmTile::Large)
     launch<float, 128, 128, 8, 8, 8, 2>(p, stream);

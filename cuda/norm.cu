@@ -62,6 +62,16 @@ __device__ inline int64_t piece_row(int64_t p, int64_t c, int64_t C, int64_t S, 
   return (n * C + c) * S;
 }
 
+// The block's two sums u and v, into dst[0] and dst[1] (OVERWRITTEN) by thread 0.
+__device__ __forceinline__ void store_partials(double u, double v, double* dst, double* smem) {
+  u = block_sum(u, smem);
+  v = block_sum(v, smem);
+  if (threadIdx.x == 0) {
+    dst[0] = u;
+    dst[1] = v;
+  }
+}
+
 // Grid (C, B): block (c, b) sums channel c's pieces b, b + B, ... in double: sum(x - K) and
 // sum((x - K)^2), K = the channel's first value (the shift and the double sums keep
 // E[x^2] - E[x]^2 from cancelling when the mean is far from 0 or from K against the spread).
@@ -81,12 +91,7 @@ __global__ void bn_stats_kernel(cpu::BatchNormForward<T> a, Pieces pc, double* p
       s2 += d * d;
     }
   }
-  s1 = block_sum(s1, smem);
-  s2 = block_sum(s2, smem);
-  if (threadIdx.x == 0) {
-    part[(c * B + blockIdx.y) * 2] = s1;
-    part[(c * B + blockIdx.y) * 2 + 1] = s2;
-  }
+  store_partials(s1, s2, part + (c * B + blockIdx.y) * 2, smem);
 }
 
 // One thread per channel: mean / invstd from the partial sums (training) or the running
@@ -156,12 +161,7 @@ __global__ void bn_grad_stats_kernel(cpu::BatchNormBackward<T> a, Pieces pc, dou
       s1 += g * (static_cast<double>(a.x[off + s]) - mean);
     }
   }
-  s0 = block_sum(s0, smem);
-  s1 = block_sum(s1, smem);
-  if (threadIdx.x == 0) {
-    part[(c * B + blockIdx.y) * 2] = s0;
-    part[(c * B + blockIdx.y) * 2 + 1] = s1;
-  }
+  store_partials(s0, s1, part + (c * B + blockIdx.y) * 2, smem);
 }
 
 // One thread per channel: dweight, dbias, and dx = k*dy + kx*(x - mean) + k0's coefficients
@@ -320,15 +320,7 @@ __global__ void ln_backward_params_kernel(cpu::LayerNormBackward<T> a) {
 constexpr int64_t kMaxSlices = 256;
 
 int64_t bn_slices(int64_t C, Pieces pc) {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-      n = 0;
-      cudaGetLastError();  // the failed query leaves no error pending
-    }
-    return n > 0 ? n : 132;
-  }();
+  const int sms = sm_count("batch_norm");
   const int64_t want = (4 * static_cast<int64_t>(sms) + C - 1) / C;
   return std::max<int64_t>(1, std::min({want, pc.per_channel, kMaxSlices}));
 }

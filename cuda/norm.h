@@ -3,8 +3,8 @@
 // there: same semantics (biased variance normalizes, the running variance gets the unbiased
 // one), outputs OVERWRITTEN, optional pointers null. Differences: layer_norm's statistics are
 // two-pass block reductions in the accumulation type (float for float, double for double);
-// batch_norm's are sums of (x - the channel's first value) and its square, per block in the
-// accumulation type, combined across blocks in double. Enqueued on `stream`; nothing
+// batch_norm's are sums of (x - the channel's first value) and its square in double, per
+// block, then combined across blocks. Enqueued on `stream`; nothing
 // synchronizes (batch_norm's scratch is stream-ordered: cudaMallocAsync). Sizes are checked
 // by cuda/bindings_norm.cpp.
 #pragma once

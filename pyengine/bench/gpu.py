@@ -52,12 +52,11 @@ def timed(fn) -> float:
 def row(name, ours, theirs, who, work=None, unit=""):
     """One table row: times in ms, ratio = their time / our time (> 1: we are faster)."""
     r = dict(case=name, ours_ms=ours * 1e3, ref_ms=theirs * 1e3, ref=who, ratio=theirs / ours)
-    if work is not None:
-        r["ours_rate"], r["ref_rate"], r["unit"] = work / ours, work / theirs, unit
-    ROWS.append(r)
     rate = ""
     if work is not None:
+        r["ours_rate"], r["ref_rate"], r["unit"] = work / ours, work / theirs, unit
         rate = f"  {r['ours_rate']:9.1f} vs {r['ref_rate']:9.1f} {unit}"
+    ROWS.append(r)
     print(
         f"{name:44s} {ours * 1e3:9.3f} ms  {who} {theirs * 1e3:9.3f} ms"
         f"  ratio {r['ratio']:.2f}{rate}",
@@ -66,10 +65,7 @@ def row(name, ours, theirs, who, work=None, unit=""):
 
 
 def pe_cuda(a, grad=False):
-    t = pe.Tensor(cp.asarray(a))
-    if grad:
-        t.requires_grad_(True)
-    return t
+    return pe.tensor(np.asarray(a), device="cuda", requires_grad=grad)
 
 
 def th(a, grad=False):
