@@ -437,6 +437,65 @@ def test_conv_depthwise_direct_path(cpu_isa, num_threads, case):
     )
 
 
+# Winograd F(2x2, 3x3) (float32, AVX-512, stride-1 3x3 convs with one group; forced with
+# PYENGINE_CONV_WINOGRAD=1 wherever the shape allows, so that small cases run it too): output
+# sizes odd and even (half-empty tiles), tile rows of more than 16 tiles (runs cut at 16),
+# chunks that end mid-row and mid-image, channel counts off multiples of 8, padding 0 to 2,
+# asymmetric and cropping pads, a 1x1 output, and flipped / transposed weights (the forward of
+# a stride-1 transposed conv; every grad-input here is one too).
+WINOGRAD = [
+    # N, C, O, H, W, extra kwargs of conv_general
+    (2, 8, 8, 9, 8, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
+    (1, 3, 5, 7, 6, dict(pad_lo=(2, 0), pad_hi=(0, 1))),
+    (3, 17, 21, 13, 35, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # chunks of 192 tiles
+    (1, 8, 8, 1, 1, dict(pad_lo=(1, 1), pad_hi=(1, 1))),
+    (2, 16, 16, 3, 3, {}),
+    (1, 20, 9, 40, 37, dict(pad_lo=(2, 2), pad_hi=(2, 2))),
+    (1, 8, 12, 6, 9, dict(pad_lo=(-1, 1), pad_hi=(1, -1))),
+    (1, 200, 64, 10, 30, dict(pad_lo=(1, 1), pad_hi=(1, 1))),  # chunks of 48 tiles
+    (2, 12, 10, 8, 11, dict(pad_lo=(1, 2), pad_hi=(1, 0), flip=True, wtrans=True)),
+]
+
+
+@pytest.mark.parametrize("mode", ["1", ""], ids=["forced", "chosen"])
+@pytest.mark.parametrize("case", WINOGRAD, ids=str)
+def test_conv_winograd(cpu_isa, num_threads, case, mode, monkeypatch):
+    monkeypatch.setenv("PYENGINE_CONV_WINOGRAD", mode)
+    n, c, o, h, w, geo = case
+    wshape = (c, o, 3, 3) if geo.get("wtrans") else (o, c, 3, 3)
+    check_op(
+        conv_general,
+        R.conv_general,
+        R.conv_general_vjp,
+        [(n, c, h, w), wshape, (o,)],
+        dtype=pe.float32,
+        kwargs=geo,
+        gradcheck=False,
+    )
+
+
+def test_conv_winograd_runs_where_chosen(monkeypatch):
+    """The ResNet 64->64 56x56 shape takes Winograd by default: its rounding differs from the
+    direct tiles' (so the path did run), and both are within float32 error of the reference."""
+    if "avx512" not in pe.supported_cpu_isas():
+        pytest.skip("the Winograd path needs AVX-512")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 64, 56, 56)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+    want = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    ys = {}
+    threads = pe.get_num_threads()
+    pe.set_num_threads(2)  # the choice asks for four chunks per thread
+    try:
+        for mode in ["", "0"]:
+            monkeypatch.setenv("PYENGINE_CONV_WINOGRAD", mode)
+            ys[mode] = F.conv2d(pe.tensor(x), pe.tensor(w), padding=1).numpy()
+            np.testing.assert_allclose(ys[mode], want, rtol=1e-4, atol=1e-4)
+    finally:
+        pe.set_num_threads(threads)
+    assert not np.array_equal(ys[""], ys["0"])
+
+
 # 1x1 convs with short images (25 and 49 positions: over 10% of the GEMM's 16-column steps idle)
 # and C*O >= 256^2 run one GEMM over the batch, gathered into one (channels, N*HW) matrix
 # (batch_pointwise in cpu/conv.cpp): forward, grad-input and grad-weight, a stored weight

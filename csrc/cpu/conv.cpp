@@ -1,7 +1,8 @@
 // The generalized 2-D convolution (contract in cpu/conv.h), built on the CPU GEMM.
 //
-// float32 with AVX-512: direct_forward (flat padded images, no im2col; see the section
-// "direct convolution" below) takes every forward it can, which includes the
+// float32 with AVX-512: winograd_forward (F(2x2, 3x3); section "Winograd" below) takes the
+// stride-1 3x3 convs where it measured faster, then direct_forward (flat padded images, no
+// im2col; see the section "direct convolution" below) every forward it can; both include the
 // grad-input of stride-1 convs. Otherwise three primitives, each a loop over (image, group)
 // pairs around one GEMM:
 //   forward_im2col      y  = Wc * im2col(x)            (any parameters; the path of conv2d)
@@ -1560,6 +1561,119 @@ void depthwise_grad_weight(const ConvParams& p, const float* x, const float* gy,
     }
 }
 
+// ---- Winograd F(2x2, 3x3) -------------------------------------------------------
+// Stride-1 3x3 convs (and so their grad-input) with 2x2 output tiles: 16 multiplications per
+// tile and channel pair instead of 36 (the kernels and the algebra: cpu/isa/conv_kernels.h).
+// The tiles of the batch are numbered (image, tile row, tile column) and cut into chunks of
+// wino_chunk tiles, one chunk per thread at a time; a chunk's 16 transformed inputs V (C x
+// tiles each) and products M (channels rounded up to 8 x tiles each) stay in the core's L2.
+
+thread_local Scratch t_wino_u;  // transformed weights, written by the calling thread
+thread_local Scratch t_wino;    // one chunk's V and M
+
+// PYENGINE_CONV_WINOGRAD: "0" off, "1" wherever the shape allows (tests), else chosen.
+int wino_mode() {
+  const char* e = std::getenv("PYENGINE_CONV_WINOGRAD");
+  return e == nullptr || e[0] == '\0' ? -1 : (e[0] == '1' ? 1 : 0);
+}
+
+constexpr int64_t kWinoCols = 48;  // tiles per GEMM tile (3 vectors)
+
+// Tiles per chunk: V and M of a chunk (16 * (C + O8) floats per tile) in about 768 KiB of
+// L2, in whole GEMM tiles of 48, at least one.
+int64_t wino_chunk(int64_t C, int64_t O8) {
+  const int64_t per_tile = 16 * (C + O8) * int64_t(sizeof(float));
+  const int64_t fit = (int64_t(768) << 10) / per_tile / kWinoCols * kWinoCols;
+  return std::clamp<int64_t>(fit, kWinoCols, 4 * kWinoCols);
+}
+
+// Where the shape allows, Winograd where it measured faster than the direct tiles (Zen 5, 2
+// threads, forward, wino / direct time): 8x64->64 56x56 0.67, 8x128->128 28x28 0.66, 8x192->64
+// 28x28 0.73, 1x64->64 56x56 0.93, 8x32->32 112x112 0.90. It loses where the transforms
+// outweigh the saved products (8x16->16 28x28 1.03, 8x8->8 1.28), on short tile rows
+// (runs of 16 lanes mostly empty: 8x128->128 14x14 1.41, 64->64 8x8 2.4), where a chunk of
+// 48 tiles overflows L2 (256->256: 1.4) and with fewer chunks than four per thread.
+bool winograd_applies(const ConvParams& p) {
+  const int mode = wino_mode();
+  if (mode == 0 || !direct_enabled() || p.groups != 1 || p.KH != 3 || p.KW != 3) return false;
+  if (!unit(p.stride) || !unit(p.kdil) || !unit(p.idil) || p.OH() < 1 || p.OW() < 1) return false;
+  if (mode == 1) return true;
+  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW();
+  const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
+  return std::min(p.C, p.O) >= 32 && p.C + O8 <= 256 + 128 && OW >= 28 &&
+         tiles >= 4 * get_num_threads() * wino_chunk(p.C, O8);
+}
+
+// u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
+// past O), input c, g = the canonical weight's 3x3 kernel; computed in double.
+void wino_weights(const ConvParams& p, const float* wc, float* u) {
+  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8;
+  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  for (int64_t ob = 0; ob < nob; ++ob)
+    for (int64_t c = 0; c < C; ++c)
+      for (int i = 0; i < 8; ++i) {
+        const int64_t o = ob * 8 + i;
+        double gg[4][3] = {};  // G g
+        if (o < O) {
+          const float* g = wc + (o * C + c) * 9;
+          for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 3; ++b)
+              for (int k = 0; k < 3; ++k) gg[a][b] += G[a][k] * g[k * 3 + b];
+        }
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b) {
+            const double v = gg[a][0] * G[b][0] + gg[a][1] * G[b][1] + gg[a][2] * G[b][2];
+            u[((a * 4 + b) * nob + ob) * C * 8 + c * 8 + i] = static_cast<float>(v);
+          }
+      }
+}
+
+void winograd_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
+                      float* y) {
+  using namespace conv_detail;
+  const Geo q = geo(p);
+  const WinoInputF32 input = avx512::wino_input_f32();
+  const WinoGemmTileF32 tile = avx512::wino_gemm_tile_f32();
+  const WinoOutputF32 output = avx512::wino_output_f32();
+  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, O8 = nob * 8;
+  const int64_t TH = (q.OH + 1) / 2, TW = (q.OW + 1) / 2, T = p.N * TH * TW;
+  float* u = t_wino_u.get<float>(16 * O8 * C);
+  wino_weights(p, canonical_weight(p, q, w), u);
+  const int64_t chunk = wino_chunk(C, O8), nchunks = (T + chunk - 1) / chunk;
+  // Rows of a chunk's matrices have 16 floats of room for the kernels' whole-vector stores
+  // and loads past the last tile; each xi's matrix starts 64 bytes off a 4 KiB multiple, or
+  // the transforms' 16 streams (one per xi) would fall in one L1 set.
+  const int64_t ld = chunk + 16, vxi = C * ld + 16, mxi = O8 * ld + 16;
+  for_items(nchunks, team_size(nchunks), [&](int64_t k, int) {
+    float* V = t_wino.get<float>(16 * (vxi + mxi));
+    float* M = V + 16 * vxi;
+    const int64_t t0 = k * chunk, cols = std::min(chunk, T - t0);
+    // Runs of tiles: a tile row cut at 16 tiles, at the chunk's ends and at tile-row ends.
+    auto for_runs = [&](auto&& fn) {
+      for (int64_t t = t0; t < t0 + cols;) {
+        const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+        const int cnt = static_cast<int>(std::min<int64_t>({16, TW - tw, t0 + cols - t}));
+        fn(n, th, tw, cnt, t - t0);
+        t += cnt;
+      }
+    };
+    for_runs([&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
+      input(x + n * C * q.HW, q.HW, C, p.H, p.W, 2 * th - p.pad_lo[0], 2 * tw - p.pad_lo[1], cnt,
+            V + col, ld, vxi);
+    });
+    for (int xi = 0; xi < 16; ++xi)
+      for (int64_t j = 0; j < cols; j += kWinoCols) {
+        const int nv = static_cast<int>(std::min<int64_t>(3, (cols - j + 15) / 16));
+        for (int64_t ob = 0; ob < nob; ++ob)
+          tile(nv, C, u + (xi * nob + ob) * C * 8, V + xi * vxi + j, ld,
+               M + xi * mxi + ob * 8 * ld + j, ld);
+      }
+    for_runs([&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
+      output(M + col, ld, mxi, O, cnt, bias, y + n * O * q.OHW, q.OHW, q.OH, q.OW, 2 * th, 2 * tw);
+    });
+  });
+}
+
 // Which primitive computes a forward. A conv with idil > 1 and stride 1 (transposed convs,
 // grad-input of strided convs) must go through its adjoint (idil == 1): im2col would
 // multiply the inserted zeros. A stride-1 conv with fewer output than input channels per
@@ -1583,6 +1697,7 @@ template <typename T>
 void conv_forward(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
   if (p.N == 0 || p.O == 0) return;
   if constexpr (std::is_same_v<T, float>) {
+    if (winograd_applies(p)) return winograd_forward(p, x, w, bias, y);
     if (const auto kern = direct_kernel(p)) return direct_forward(kern, p, x, w, bias, y);
     if (direct_depthwise(p)) return depthwise_forward(p, x, w, bias, y);
   }

@@ -272,6 +272,123 @@ void gather2(const float* src, int64_t n, float* dst) {
   }
 }
 
+// ---- Winograd F(2x2, 3x3) ------------------------------------------------------------
+// Lanes are tiles side by side in a tile row: tile l's input columns start at iw0 + 2l, so one
+// input row of 16 tiles is the run seg[k] = row[iw0 + k], k < 34, split into its even and
+// odd elements (columns j = 0, 1) and those shifted by one tile (j = 2, 3).
+
+// Lane mask of the run's elements k in [k0, k0 + 16) inside the image and used by cnt tiles.
+__mmask16 run_mask(int64_t iw0, int64_t W, int cnt, int k0) {
+  const int64_t lo = std::max<int64_t>(0, -iw0 - k0);
+  const int64_t hi = std::min<int64_t>(16, std::min<int64_t>(W - iw0, 2 * cnt + 2) - k0);
+  if (hi <= lo) return 0;
+  return static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+void wino_input(const float* x, int64_t plane, int64_t C, int64_t H, int64_t W, int64_t ih0,
+                int64_t iw0, int cnt, float* V, int64_t ldv, int64_t ldxi) {
+  const __mmask16 m0 = run_mask(iw0, W, cnt, 0), m1 = run_mask(iw0, W, cnt, 16),
+                  m2 = run_mask(iw0, W, cnt, 32) & 0x3;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+  for (int64_t c = 0; c < C; ++c) {
+    __m512 t[4][4];  // d B: row r, transformed column k
+    for (int r = 0; r < 4; ++r) {
+      const int64_t ih = ih0 + r;
+      __m512 d0 = _mm512_setzero_ps(), d1 = d0, d2 = d0, d3 = d0;
+      if (ih >= 0 && ih < H) {
+        const float* row = x + c * plane + ih * W + iw0;
+        const __m512 v0 = _mm512_maskz_loadu_ps(m0, row);
+        const __m512 v1 = _mm512_maskz_loadu_ps(m1, row + 16);
+        const __m512 v2 = _mm512_maskz_loadu_ps(m2, row + 32);
+        d0 = _mm512_permutex2var_ps(v0, even, v1);
+        d1 = _mm512_permutex2var_ps(v0, odd, v1);
+        d2 = _mm512_permutex2var_ps(d0, next0, v2);
+        d3 = _mm512_permutex2var_ps(d1, next1, v2);
+      }
+      t[r][0] = _mm512_sub_ps(d0, d2);
+      t[r][1] = _mm512_add_ps(d1, d2);
+      t[r][2] = _mm512_sub_ps(d2, d1);
+      t[r][3] = _mm512_sub_ps(d1, d3);
+    }
+    float* v = V + c * ldv;
+    for (int k = 0; k < 4; ++k) {
+      _mm512_storeu_ps(v + (0 * 4 + k) * ldxi, _mm512_sub_ps(t[0][k], t[2][k]));
+      _mm512_storeu_ps(v + (1 * 4 + k) * ldxi, _mm512_add_ps(t[1][k], t[2][k]));
+      _mm512_storeu_ps(v + (2 * 4 + k) * ldxi, _mm512_sub_ps(t[2][k], t[1][k]));
+      _mm512_storeu_ps(v + (3 * 4 + k) * ldxi, _mm512_sub_ps(t[1][k], t[3][k]));
+    }
+  }
+}
+
+// Per channel: nv loads and 8 weight broadcasts feed 8*nv FMAs (the direct tile's shape).
+template <int NV>
+void wino_gemm_tile_nv(int64_t C, const float* u, const float* v, int64_t ldv, float* m,
+                       int64_t ldm) {
+  __m512 a[8][NV];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < NV; ++j) a[i][j] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; ++c) {
+    __m512 b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(v + c * ldv + 16 * j);
+    for (int i = 0; i < 8; ++i) {
+      const __m512 w = _mm512_set1_ps(u[c * 8 + i]);
+      for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(w, b[j], a[i][j]);
+    }
+  }
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(m + i * ldm + 16 * j, a[i][j]);
+}
+
+void wino_gemm_tile(int nv, int64_t C, const float* u, const float* v, int64_t ldv, float* m,
+                    int64_t ldm) {
+  switch (nv) {
+    case 1: return wino_gemm_tile_nv<1>(C, u, v, ldv, m, ldm);
+    case 2: return wino_gemm_tile_nv<2>(C, u, v, ldv, m, ldm);
+    default: return wino_gemm_tile_nv<3>(C, u, v, ldv, m, ldm);
+  }
+}
+
+// Lane mask of output columns ow0 + k, k in [k0, k0 + 16), inside OW and from cnt tiles.
+__mmask16 out_mask(int64_t ow0, int64_t OW, int cnt, int k0) {
+  const int64_t hi = std::min<int64_t>(16, std::min<int64_t>(OW - ow0, 2 * cnt) - k0);
+  return hi <= 0 ? 0 : static_cast<__mmask16>((1u << hi) - 1u);
+}
+
+void wino_output(const float* m, int64_t ldm, int64_t ldxi, int64_t O, int cnt, const float* bias,
+                 float* y, int64_t oplane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+  const __mmask16 lo = out_mask(ow0, OW, cnt, 0), hi = out_mask(ow0, OW, cnt, 16);
+  const int rows = static_cast<int>(std::min<int64_t>(2, OH - oh0));
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t o = 0; o < O; ++o) {
+    const float* mo = m + o * ldm;
+    __m512 a[4][2];  // M A: row i, output column s
+    for (int i = 0; i < 4; ++i) {
+      const __m512 m0 = _mm512_loadu_ps(mo + (i * 4 + 0) * ldxi);
+      const __m512 m1 = _mm512_loadu_ps(mo + (i * 4 + 1) * ldxi);
+      const __m512 m2 = _mm512_loadu_ps(mo + (i * 4 + 2) * ldxi);
+      const __m512 m3 = _mm512_loadu_ps(mo + (i * 4 + 3) * ldxi);
+      a[i][0] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+      a[i][1] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+    for (int r = 0; r < rows; ++r) {
+      __m512 ys[2];
+      for (int s = 0; s < 2; ++s)
+        ys[s] = r == 0 ? _mm512_add_ps(_mm512_add_ps(a[0][s], a[1][s]), a[2][s])
+                       : _mm512_sub_ps(_mm512_sub_ps(a[1][s], a[2][s]), a[3][s]);
+      float* dst = y + o * oplane + (oh0 + r) * OW + ow0;
+      _mm512_mask_storeu_ps(dst, lo, _mm512_add_ps(_mm512_permutex2var_ps(ys[0], ilo, ys[1]), b));
+      _mm512_mask_storeu_ps(dst + 16, hi,
+                            _mm512_add_ps(_mm512_permutex2var_ps(ys[0], ihi, ys[1]), b));
+    }
+  }
+}
+
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
@@ -282,6 +399,9 @@ Depthwise16GradF32 avx512::depthwise16_grad_f32() { return &depthwise16_grad; }
 TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
+WinoInputF32 avx512::wino_input_f32() { return &wino_input; }
+WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return &wino_gemm_tile; }
+WinoOutputF32 avx512::wino_output_f32() { return &wino_output; }
 
 }  // namespace pyengine::cpu::conv_detail
 
@@ -296,6 +416,9 @@ Depthwise16RowF32 avx512::depthwise16_row_f32() { return nullptr; }
 DepthwiseS2PlaneF32 avx512::depthwise_s2_plane_f32() { return nullptr; }
 Depthwise16GradF32 avx512::depthwise16_grad_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
+WinoInputF32 avx512::wino_input_f32() { return nullptr; }
+WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return nullptr; }
+WinoOutputF32 avx512::wino_output_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 
 #endif

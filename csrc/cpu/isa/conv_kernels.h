@@ -91,6 +91,34 @@ using DepthwiseS2PlaneF32 = void (*)(const float* x, int64_t ld, int64_t OH, int
                                      int64_t dh, int64_t dw, int KH, int KW, const float* w,
                                      float init, float* out);
 
+// Winograd F(2x2, 3x3) (Lavin and Gray, 2015) for stride-1 3x3 convs: each 2x2 block of
+// outputs ("tile") comes from its 4x4 input block d as Y = A^T [ sum_c U_c .* V_c ] A, with
+// V = B^T d B and U = G g G^T per (output, input) channel pair: 16 products per tile and
+// channel pair instead of 36. The sum over c for each of the 16 positions xi of the 4x4
+// transform domain is a GEMM; these three kernels are its input transform, its tile and its
+// output transform. The transforms of this size take only additions (G's halves are exact),
+// so the result is as accurate as the direct sum (F(4x4, 3x3) was 20x worse in float32).
+//
+// Input transform of one run of cnt <= 16 tiles side by side in one tile row, all C channels;
+// tile l's input block is d[r][j] = x[c*plane + (ih0 + r)*W + iw0 + 2l + j], r, j < 4 (zero
+// outside 0 <= row < H, 0 <= col < W; only those elements are read). Overwrites
+//   V[xi*ldxi + c*ldv + l] = (B^T d B)[xi / 4][xi % 4],   xi < 16, c < C, l < cnt,
+// and writes something to lanes cnt <= l < 16 (whole-vector stores: leave room for them).
+using WinoInputF32 = void (*)(const float* x, int64_t plane, int64_t C, int64_t H, int64_t W,
+                              int64_t ih0, int64_t iw0, int cnt, float* V, int64_t ldv,
+                              int64_t ldxi);
+// The GEMM tile, one xi: 8 output channels x 16*nv tiles, overwritten (nv in 1..3):
+//   m[i*ldm + j] = sum_{c < C} u[c*8 + i] * v[c*ldv + j]
+using WinoGemmTileF32 = void (*)(int nv, int64_t C, const float* u, const float* v, int64_t ldv,
+                                 float* m, int64_t ldm);
+// Output transform of one run of cnt <= 16 tiles: for o < O, tile l, r, s < 2, overwrites
+//   y[o*oplane + (oh0 + r)*OW + ow0 + 2l + s] = (A^T M A)[r][s] + bias[o]   (bias may be null)
+// where M[xi / 4][xi % 4] = m[xi*ldxi + o*ldm + l]; only outputs inside OH x OW are written.
+// Reads m[xi*ldxi + o*ldm + l] for l < 16 (lanes past cnt are read, not used).
+using WinoOutputF32 = void (*)(const float* m, int64_t ldm, int64_t ldxi, int64_t O, int cnt,
+                               const float* bias, float* y, int64_t oplane, int64_t OH, int64_t OW,
+                               int64_t oh0, int64_t ow0);
+
 namespace avx512 {
 DirectTileF32 direct_tile_f32();               // null when built without AVX-512
 PixelTileF32 pixel_tile_f32();                 // null when built without AVX-512
@@ -100,6 +128,9 @@ Gather2F32 gather2_f32();                      // null when built without AVX-51
 Depthwise16RowF32 depthwise16_row_f32();       // null when built without AVX-512
 DepthwiseS2PlaneF32 depthwise_s2_plane_f32();  // null when built without AVX-512
 Depthwise16GradF32 depthwise16_grad_f32();     // null when built without AVX-512
+WinoInputF32 wino_input_f32();                 // null when built without AVX-512
+WinoGemmTileF32 wino_gemm_tile_f32();          // null when built without AVX-512
+WinoOutputF32 wino_output_f32();               // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
