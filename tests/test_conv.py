@@ -475,25 +475,34 @@ def test_conv_winograd(cpu_isa, num_threads, case, mode, monkeypatch):
 
 
 def test_conv_winograd_runs_where_chosen(monkeypatch):
-    """The ResNet 64->64 56x56 shape takes Winograd by default: its rounding differs from the
-    direct tiles' (so the path did run), and both are within float32 error of the reference."""
+    """The ResNet 64->64 56x56 shape takes Winograd by default for its forward, grad-input and
+    grad-weight: the rounding of each differs from the direct tiles' (so the path did run), and
+    both are within float32 error of the reference."""
     if "avx512" not in pe.supported_cpu_isas():
         pytest.skip("the Winograd path needs AVX-512")
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 64, 56, 56)).astype(np.float32)
+    x = rng.standard_normal((4, 64, 56, 56)).astype(np.float32)
     w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
-    want = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
-    ys = {}
+    gy = rng.standard_normal((4, 64, 56, 56)).astype(np.float32)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    geo = dict(pad_lo=(1, 1), pad_hi=(1, 1))
+    want = [R.conv_general(x64, w64, **geo), *R.conv_general_vjp(gy64, x64, w64, **geo)[:2]]
+    got = {}
     threads = pe.get_num_threads()
-    pe.set_num_threads(2)  # the choice asks for four chunks per thread
+    pe.set_num_threads(2)  # the choice asks for several chunks per thread
     try:
         for mode in ["", "0"]:
             monkeypatch.setenv("PYENGINE_CONV_WINOGRAD", mode)
-            ys[mode] = F.conv2d(pe.tensor(x), pe.tensor(w), padding=1).numpy()
-            np.testing.assert_allclose(ys[mode], want, rtol=1e-4, atol=1e-4)
+            xt, wt = pe.tensor(x, requires_grad=True), pe.tensor(w, requires_grad=True)
+            y = conv_general(xt, wt, **geo)
+            y.backward(pe.tensor(gy))
+            got[mode] = [y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()]
+            for a, b in zip(got[mode], want, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
     finally:
         pe.set_num_threads(threads)
-    assert not np.array_equal(ys[""], ys["0"])
+    for name, a, b in zip(["forward", "grad-input", "grad-weight"], got[""], got["0"], strict=True):
+        assert not np.array_equal(a, b), f"{name}: Winograd did not run"
 
 
 # 1x1 convs with short images (25 and 49 positions: over 10% of the GEMM's 16-column steps idle)

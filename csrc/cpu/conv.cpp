@@ -1604,11 +1604,13 @@ bool winograd_applies(const ConvParams& p) {
          tiles >= 4 * get_num_threads() * wino_chunk(p.C, O8);
 }
 
+// The weight transform G of F(2x2, 3x3) (its halves are exact in float).
+constexpr double kWinoG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
 // u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
 // past O), input c, g = the canonical weight's 3x3 kernel; computed in double.
 void wino_weights(const ConvParams& p, const float* wc, float* u) {
   const int64_t C = p.C, O = p.O, nob = (O + 7) / 8;
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   for (int64_t ob = 0; ob < nob; ++ob)
     for (int64_t c = 0; c < C; ++c)
       for (int i = 0; i < 8; ++i) {
@@ -1618,59 +1620,163 @@ void wino_weights(const ConvParams& p, const float* wc, float* u) {
           const float* g = wc + (o * C + c) * 9;
           for (int a = 0; a < 4; ++a)
             for (int b = 0; b < 3; ++b)
-              for (int k = 0; k < 3; ++k) gg[a][b] += G[a][k] * g[k * 3 + b];
+              for (int k = 0; k < 3; ++k) gg[a][b] += kWinoG[a][k] * g[k * 3 + b];
         }
         for (int a = 0; a < 4; ++a)
           for (int b = 0; b < 4; ++b) {
-            const double v = gg[a][0] * G[b][0] + gg[a][1] * G[b][1] + gg[a][2] * G[b][2];
+            const double v =
+                gg[a][0] * kWinoG[b][0] + gg[a][1] * kWinoG[b][1] + gg[a][2] * kWinoG[b][2];
             u[((a * 4 + b) * nob + ob) * C * 8 + c * 8 + i] = static_cast<float>(v);
           }
       }
 }
 
+// The grad-weight (summed over tiles per thread, then over threads) wins on fewer shapes than
+// the forward (Zen 5, 2 threads, wino / direct time): 8x64->64 56x56 0.73, 8x128->128 28x28
+// 0.78, 8x64->128 28x28 0.81, 8x96->96 30x30 0.93; but 8x32->32 112x112 1.04, 2x32->32 56x56
+// 1.18, 1x64->64 56x56 1.05 (eight chunks).
+bool winograd_grad_weight_applies(const ConvParams& p) {
+  if (!winograd_applies(p)) return false;
+  if (wino_mode() == 1) return true;
+  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW();
+  const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
+  return std::min(p.C, p.O) >= 64 && tiles >= 8 * get_num_threads() * wino_chunk(p.C, O8);
+}
+
+// The tiles of a batch, the chunks they are cut into, and the layout of a chunk's matrices.
+// Rows of a chunk's matrices have 16 floats of room for the kernels' whole-vector stores and
+// loads past the last tile; each xi's matrix starts 64 bytes off a 4 KiB multiple, or the
+// transforms' 16 streams (one per xi) would fall in one L1 set.
+struct WinoPlan {
+  Geo q;
+  int64_t nob, O8, TH, TW, T, chunk, nchunks, ld, vxi, mxi;
+};
+
+WinoPlan wino_plan(const ConvParams& p) {
+  WinoPlan w;
+  w.q = geo(p);
+  w.nob = (p.O + 7) / 8;
+  w.O8 = w.nob * 8;
+  w.TH = (w.q.OH + 1) / 2;
+  w.TW = (w.q.OW + 1) / 2;
+  w.T = p.N * w.TH * w.TW;
+  w.chunk = wino_chunk(p.C, w.O8);
+  w.nchunks = (w.T + w.chunk - 1) / w.chunk;
+  w.ld = w.chunk + 16;
+  w.vxi = p.C * w.ld + 16;
+  w.mxi = w.O8 * w.ld + 16;
+  return w;
+}
+
+// fn(n, th, tw, cnt, col) for the runs of chunk k's tiles: a tile row cut at 16 tiles, at the
+// chunk's ends and at tile-row ends; col is the run's first column in the chunk's matrices.
+// Returns the chunk's tile count.
+template <typename F>
+int64_t for_wino_runs(const WinoPlan& w, int64_t k, F&& fn) {
+  const int64_t t0 = k * w.chunk, end = std::min(t0 + w.chunk, w.T);
+  for (int64_t t = t0; t < end;) {
+    const int64_t n = t / (w.TH * w.TW), th = t / w.TW % w.TH, tw = t % w.TW;
+    const int cnt = static_cast<int>(std::min<int64_t>({16, w.TW - tw, end - t}));
+    fn(n, th, tw, cnt, t - t0);
+    t += cnt;
+  }
+  return end - t0;
+}
+
+// Chunk k's transformed inputs: V[xi*vxi + c*ld + col], overwritten.
+// fn(c0, cn) for blocks of channels [c0, c0 + cn) of C: the transforms visit a chunk's runs
+// once per block of 16 channels, so that each channel's rows are read (or written) as a few
+// streams rather than one run of all channels at a time (3% faster than all channels or one,
+// 8x64->64 56x56 forward and grad-weight).
+template <typename F>
+void for_channel_blocks(int64_t C, F&& fn) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t c0 = 0; c0 < C; c0 += kBlock) fn(c0, std::min(kBlock, C - c0));
+}
+
+void wino_inputs(const ConvParams& p, const WinoPlan& w, int64_t k, const float* x, float* V) {
+  const auto input = conv_detail::avx512::wino_input_f32();
+  for_channel_blocks(p.C, [&](int64_t c0, int64_t cn) {
+    for_wino_runs(w, k, [&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
+      input(x + (n * p.C + c0) * w.q.HW, w.q.HW, cn, p.H, p.W, 2 * th - p.pad_lo[0],
+            2 * tw - p.pad_lo[1], cnt, V + c0 * w.ld + col, w.ld, w.vxi);
+    });
+  });
+}
+
 void winograd_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
                       float* y) {
-  using namespace conv_detail;
-  const Geo q = geo(p);
-  const WinoInputF32 input = avx512::wino_input_f32();
-  const WinoGemmTileF32 tile = avx512::wino_gemm_tile_f32();
-  const WinoOutputF32 output = avx512::wino_output_f32();
-  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, O8 = nob * 8;
-  const int64_t TH = (q.OH + 1) / 2, TW = (q.OW + 1) / 2, T = p.N * TH * TW;
-  float* u = t_wino_u.get<float>(16 * O8 * C);
+  const WinoPlan pl = wino_plan(p);
+  const auto tile = conv_detail::avx512::wino_gemm_tile_f32();
+  const auto output = conv_detail::avx512::wino_output_f32();
+  const Geo& q = pl.q;
+  float* u = t_wino_u.get<float>(16 * pl.O8 * p.C);
   wino_weights(p, canonical_weight(p, q, w), u);
-  const int64_t chunk = wino_chunk(C, O8), nchunks = (T + chunk - 1) / chunk;
-  // Rows of a chunk's matrices have 16 floats of room for the kernels' whole-vector stores
-  // and loads past the last tile; each xi's matrix starts 64 bytes off a 4 KiB multiple, or
-  // the transforms' 16 streams (one per xi) would fall in one L1 set.
-  const int64_t ld = chunk + 16, vxi = C * ld + 16, mxi = O8 * ld + 16;
-  for_items(nchunks, team_size(nchunks), [&](int64_t k, int) {
-    float* V = t_wino.get<float>(16 * (vxi + mxi));
-    float* M = V + 16 * vxi;
-    const int64_t t0 = k * chunk, cols = std::min(chunk, T - t0);
-    // Runs of tiles: a tile row cut at 16 tiles, at the chunk's ends and at tile-row ends.
-    auto for_runs = [&](auto&& fn) {
-      for (int64_t t = t0; t < t0 + cols;) {
-        const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
-        const int cnt = static_cast<int>(std::min<int64_t>({16, TW - tw, t0 + cols - t}));
-        fn(n, th, tw, cnt, t - t0);
-        t += cnt;
-      }
-    };
-    for_runs([&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
-      input(x + n * C * q.HW, q.HW, C, p.H, p.W, 2 * th - p.pad_lo[0], 2 * tw - p.pad_lo[1], cnt,
-            V + col, ld, vxi);
-    });
+  for_items(pl.nchunks, team_size(pl.nchunks), [&](int64_t k, int) {
+    float* V = t_wino.get<float>(16 * (pl.vxi + pl.mxi));
+    float* M = V + 16 * pl.vxi;
+    wino_inputs(p, pl, k, x, V);
+    const int64_t cols = std::min(pl.chunk, pl.T - k * pl.chunk);
     for (int xi = 0; xi < 16; ++xi)
       for (int64_t j = 0; j < cols; j += kWinoCols) {
         const int nv = static_cast<int>(std::min<int64_t>(3, (cols - j + 15) / 16));
-        for (int64_t ob = 0; ob < nob; ++ob)
-          tile(nv, C, u + (xi * nob + ob) * C * 8, V + xi * vxi + j, ld,
-               M + xi * mxi + ob * 8 * ld + j, ld);
+        for (int64_t ob = 0; ob < pl.nob; ++ob)
+          tile(nv, p.C, u + (xi * pl.nob + ob) * p.C * 8, V + xi * pl.vxi + j, pl.ld,
+               M + xi * pl.mxi + ob * 8 * pl.ld + j, pl.ld);
       }
-    for_runs([&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
-      output(M + col, ld, mxi, O, cnt, bias, y + n * O * q.OHW, q.OHW, q.OH, q.OW, 2 * th, 2 * tw);
+    for_channel_blocks(p.O, [&](int64_t o0, int64_t on) {
+      for_wino_runs(pl, k, [&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
+        output(M + o0 * pl.ld + col, pl.ld, pl.mxi, on, cnt, bias ? bias + o0 : nullptr,
+               y + (n * p.O + o0) * q.OHW, q.OHW, q.OH, q.OW, 2 * th, 2 * tw);
+      });
     });
+  });
+}
+
+// gw (stored layout, overwritten) = G^T dU G with dU[xi](o, c) = sum over tiles of
+// (A e A^T)[xi](o) * V[xi](c): per xi a GEMM over the chunk's tiles, summed per thread, then
+// over threads.
+void winograd_grad_weight(const ConvParams& p, const float* x, const float* gy, float* gw) {
+  const WinoPlan pl = wino_plan(p);
+  const auto grad_output = conv_detail::avx512::wino_grad_output_f32();
+  const Geo& q = pl.q;
+  const int team = team_size(pl.nchunks);
+  const int64_t usize = 16 * p.O * p.C;
+  float* acc = t_wacc.get<float>(team * usize);
+  std::fill(acc, acc + team * usize, 0.0f);
+  for_items(pl.nchunks, team, [&](int64_t k, int member) {
+    float* V = t_wino.get<float>(16 * (pl.vxi + pl.mxi));
+    float* dM = V + 16 * pl.vxi;
+    wino_inputs(p, pl, k, x, V);
+    const int64_t cols = std::min(pl.chunk, pl.T - k * pl.chunk);
+    for_channel_blocks(p.O, [&](int64_t o0, int64_t on) {
+      for_wino_runs(pl, k, [&](int64_t n, int64_t th, int64_t tw, int cnt, int64_t col) {
+        grad_output(gy + (n * p.O + o0) * q.OHW, q.OHW, on, q.OH, q.OW, 2 * th, 2 * tw, cnt,
+                    dM + o0 * pl.ld + col, pl.ld, pl.mxi);
+      });
+    });
+    float* a = acc + member * usize;
+    for (int xi = 0; xi < 16; ++xi)  // a[xi] (O x C) += dM[xi] (O x cols) * V[xi]^T
+      gemm<float>(false, true, p.O, p.C, cols, 1.0f, dM + xi * pl.mxi, pl.ld, V + xi * pl.vxi,
+                  pl.ld, 1.0f, a + xi * p.O * p.C, p.C);
+  });
+  // Sum the team's partial sums and transform back, G^T dU G as (G^T (dU G)); rows of o split
+  // over the team.
+  for_items(p.O, team, [&](int64_t o, int) {
+    for (int64_t c = 0; c < p.C; ++c) {
+      double dug[4][3] = {};  // dU G
+      for (int xi = 0; xi < 16; ++xi) {
+        double s = 0.0;
+        for (int m = 0; m < team; ++m) s += acc[m * usize + (xi * p.O + o) * p.C + c];
+        for (int kw = 0; kw < 3; ++kw) dug[xi / 4][kw] += s * kWinoG[xi % 4][kw];
+      }
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) {
+          const double s = kWinoG[0][kh] * dug[0][kw] + kWinoG[1][kh] * dug[1][kw] +
+                           kWinoG[2][kh] * dug[2][kw] + kWinoG[3][kh] * dug[3][kw];
+          gw[widx(p, q, 0, o, c, kh, kw)] = static_cast<float>(s);
+        }
+    }
   });
 }
 
@@ -1728,6 +1834,7 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
   const T* xx = swap ? gy : x;
   const T* gg = swap ? x : gy;
   if constexpr (std::is_same_v<T, float>) {
+    if (winograd_grad_weight_applies(pp)) return winograd_grad_weight(pp, xx, gg, gw);
     if (direct_depthwise(pp) && unit(pp.idil)) return depthwise_grad_weight(pp, xx, gg, gw);
     if (direct_grad_weight_pays(pp)) {
       if (const auto kern = conv_detail::avx512::grad_weight_tile_f32())

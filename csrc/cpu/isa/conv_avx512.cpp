@@ -389,6 +389,39 @@ void wino_output(const float* m, int64_t ldm, int64_t ldxi, int64_t O, int cnt, 
   }
 }
 
+void wino_grad_output(const float* gy, int64_t oplane, int64_t O, int64_t OH, int64_t OW,
+                      int64_t oh0, int64_t ow0, int cnt, float* dm, int64_t ldm, int64_t ldxi) {
+  const __mmask16 lo = out_mask(ow0, OW, cnt, 0), hi = out_mask(ow0, OW, cnt, 16);
+  const int rows = static_cast<int>(std::min<int64_t>(2, OH - oh0));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t o = 0; o < O; ++o) {
+    __m512 e[2][4];  // e A^T: row r, transformed column k
+    for (int r = 0; r < 2; ++r) {
+      __m512 s0 = zero, s1 = zero;
+      if (r < rows) {
+        const float* row = gy + o * oplane + (oh0 + r) * OW + ow0;
+        const __m512 v0 = _mm512_maskz_loadu_ps(lo, row);
+        const __m512 v1 = _mm512_maskz_loadu_ps(hi, row + 16);
+        s0 = _mm512_permutex2var_ps(v0, even, v1);
+        s1 = _mm512_permutex2var_ps(v0, odd, v1);
+      }
+      e[r][0] = s0;
+      e[r][1] = _mm512_add_ps(s0, s1);
+      e[r][2] = _mm512_sub_ps(s0, s1);
+      e[r][3] = _mm512_sub_ps(zero, s1);
+    }
+    float* d = dm + o * ldm;
+    for (int k = 0; k < 4; ++k) {
+      _mm512_storeu_ps(d + (0 * 4 + k) * ldxi, e[0][k]);
+      _mm512_storeu_ps(d + (1 * 4 + k) * ldxi, _mm512_add_ps(e[0][k], e[1][k]));
+      _mm512_storeu_ps(d + (2 * 4 + k) * ldxi, _mm512_sub_ps(e[0][k], e[1][k]));
+      _mm512_storeu_ps(d + (3 * 4 + k) * ldxi, _mm512_sub_ps(zero, e[1][k]));
+    }
+  }
+}
+
 }  // namespace
 
 DirectTileF32 avx512::direct_tile_f32() { return &direct_tile; }
@@ -402,6 +435,7 @@ GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 WinoInputF32 avx512::wino_input_f32() { return &wino_input; }
 WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return &wino_gemm_tile; }
 WinoOutputF32 avx512::wino_output_f32() { return &wino_output; }
+WinoGradOutputF32 avx512::wino_grad_output_f32() { return &wino_grad_output; }
 
 }  // namespace pyengine::cpu::conv_detail
 
@@ -419,6 +453,7 @@ GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 WinoInputF32 avx512::wino_input_f32() { return nullptr; }
 WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return nullptr; }
 WinoOutputF32 avx512::wino_output_f32() { return nullptr; }
+WinoGradOutputF32 avx512::wino_grad_output_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail
 
 #endif

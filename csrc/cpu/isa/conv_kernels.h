@@ -119,6 +119,16 @@ using WinoOutputF32 = void (*)(const float* m, int64_t ldm, int64_t ldxi, int64_
                                const float* bias, float* y, int64_t oplane, int64_t OH, int64_t OW,
                                int64_t oh0, int64_t ow0);
 
+// The output-gradient transform of the grad-weight (the forward's adjoint in U: dU = sum over
+// tiles of (A e A^T) .* V, then dg = G^T dU G) for one run of cnt <= 16 tiles, all O channels:
+// tile l's 2x2 block e[r][s] = gy[o*oplane + (oh0 + r)*OW + ow0 + 2l + s] (zero outside OH x OW;
+// only inside elements are read). Overwrites
+//   dm[xi*ldxi + o*ldm + l] = (A e A^T)[xi / 4][xi % 4],   l < cnt,
+// and writes zeros to lanes cnt <= l < 16 (whole-vector stores).
+using WinoGradOutputF32 = void (*)(const float* gy, int64_t oplane, int64_t O, int64_t OH,
+                                   int64_t OW, int64_t oh0, int64_t ow0, int cnt, float* dm,
+                                   int64_t ldm, int64_t ldxi);
+
 namespace avx512 {
 DirectTileF32 direct_tile_f32();               // null when built without AVX-512
 PixelTileF32 pixel_tile_f32();                 // null when built without AVX-512
@@ -131,6 +141,7 @@ Depthwise16GradF32 depthwise16_grad_f32();     // null when built without AVX-51
 WinoInputF32 wino_input_f32();                 // null when built without AVX-512
 WinoGemmTileF32 wino_gemm_tile_f32();          // null when built without AVX-512
 WinoOutputF32 wino_output_f32();               // null when built without AVX-512
+WinoGradOutputF32 wino_grad_output_f32();      // null when built without AVX-512
 }  // namespace avx512
 
 }  // namespace pyengine::cpu::conv_detail
