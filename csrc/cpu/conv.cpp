@@ -1683,7 +1683,6 @@ int64_t for_wino_runs(const WinoPlan& w, int64_t k, F&& fn) {
   return end - t0;
 }
 
-// Chunk k's transformed inputs: V[xi*vxi + c*ld + col], overwritten.
 // fn(c0, cn) for blocks of channels [c0, c0 + cn) of C: the transforms visit a chunk's runs
 // once per block of 16 channels, so that each channel's rows are read (or written) as a few
 // streams rather than one run of all channels at a time (3% faster than all channels or one,
@@ -1694,6 +1693,7 @@ void for_channel_blocks(int64_t C, F&& fn) {
   for (int64_t c0 = 0; c0 < C; c0 += kBlock) fn(c0, std::min(kBlock, C - c0));
 }
 
+// Chunk k's transformed inputs: V[xi*vxi + c*ld + col], overwritten.
 void wino_inputs(const ConvParams& p, const WinoPlan& w, int64_t k, const float* x, float* V) {
   const auto input = conv_detail::avx512::wino_input_f32();
   for_channel_blocks(p.C, [&](int64_t c0, int64_t cn) {
