@@ -30,6 +30,49 @@
 #endif
 
 namespace pyengine::cpu {
+
+// ---- kernel selection (declared in cpu/isa/gemm_kernels.h) -------------------------
+template <>
+gemm_detail::KernelDesc<float> gemm_detail::active_kernel<float>() {
+  switch (active_isa()) {
+#if PYENGINE_X86
+    case Isa::AVX512: return avx512::kernel_f32();
+    case Isa::AVX2: return avx2::kernel_f32();
+#endif
+    default: return generic::kernel_f32();
+  }
+}
+
+template <>
+gemm_detail::KernelDesc<double> gemm_detail::active_kernel<double>() {
+  switch (active_isa()) {
+#if PYENGINE_X86
+    case Isa::AVX512: return avx512::kernel_f64();
+    case Isa::AVX2: return avx2::kernel_f64();
+#endif
+    default: return generic::kernel_f64();
+  }
+}
+
+// One micro-panel with the ISA's packer, or portably where it brings none (declared in
+// cpu/isa/gemm_kernels.h).
+template <typename T>
+void gemm_detail::pack_panel(const KernelDesc<T>& d, bool is_a, int64_t kc, int w, const T* src,
+                             int64_t ld, bool x_contiguous, T* dst) {
+  const PackPanel<T> fn = is_a ? d.pack_a : d.pack_b;
+  if (fn != nullptr) return fn(kc, w, src, ld, x_contiguous, dst);
+  const int W = is_a ? d.mr : d.nr;
+  for (int64_t k = 0; k < kc; ++k) {
+    T* o = dst + k * W;
+    for (int x = 0; x < w; ++x) o[x] = x_contiguous ? src[k * ld + x] : src[x * ld + k];
+    for (int x = w; x < W; ++x) o[x] = T(0);
+  }
+}
+template void gemm_detail::pack_panel<float>(const KernelDesc<float>&, bool, int64_t, int,
+                                             const float*, int64_t, bool, float*);
+template void gemm_detail::pack_panel<double>(const KernelDesc<double>&, bool, int64_t, int,
+                                              const double*, int64_t, bool, double*);
+
 namespace {
 
 using gemm_detail::KernelDesc;
@@ -51,32 +94,6 @@ using Scratch = ::pyengine::Workspace;  // csrc/core/workspace.h
 
 thread_local Scratch t_pack_a;  // this thread's MC x KC block of A
 thread_local Scratch t_pack_b;  // the KC x NC panel of B, owned by the calling thread
-
-// ---- kernel selection ------------------------------------------------------------
-template <typename T>
-KernelDesc<T> select_kernel();
-
-template <>
-KernelDesc<float> select_kernel<float>() {
-  switch (active_isa()) {
-#if PYENGINE_X86
-    case Isa::AVX512: return gemm_detail::avx512::kernel_f32();
-    case Isa::AVX2: return gemm_detail::avx2::kernel_f32();
-#endif
-    default: return gemm_detail::generic::kernel_f32();
-  }
-}
-
-template <>
-KernelDesc<double> select_kernel<double>() {
-  switch (active_isa()) {
-#if PYENGINE_X86
-    case Isa::AVX512: return gemm_detail::avx512::kernel_f64();
-    case Isa::AVX2: return gemm_detail::avx2::kernel_f64();
-#endif
-    default: return gemm_detail::generic::kernel_f64();
-  }
-}
 
 // ---- problem -----------------------------------------------------------------------
 template <typename T>
@@ -150,23 +167,6 @@ void scale_only(const Problem<T>& p) {
 }
 
 // ---- packing -----------------------------------------------------------------------
-// Portable micro-panel packing, used when the ISA brings none; the contract is
-// gemm_detail::PackPanel's: dst[k*W + x] = S(x, k), zero for w <= x < W.
-template <typename T>
-void pack_panel_portable(int W, int64_t kc, int w, const T* src, int64_t ld, bool x_contiguous,
-                         T* dst) {
-  for (int64_t k = 0; k < kc; ++k) {
-    T* d = dst + k * W;
-    if (x_contiguous) {
-      const T* s = src + k * ld;
-      for (int x = 0; x < w; ++x) d[x] = s[x];
-    } else {
-      for (int x = 0; x < w; ++x) d[x] = src[x * ld + k];
-    }
-    for (int x = w; x < W; ++x) d[x] = T(0);
-  }
-}
-
 // Packs op(A)[i0:i0+mc, p0:p0+kc] as ceil(mc/MR) micro-panels of kc x MR.
 template <typename T>
 void pack_a(const Problem<T>& p, const KernelDesc<T>& d, int64_t i0, int64_t mc, int64_t p0,
@@ -177,10 +177,7 @@ void pack_a(const Problem<T>& p, const KernelDesc<T>& d, int64_t i0, int64_t mc,
   for (int64_t ir = 0; ir < mc; ir += d.mr) {
     const int mr = static_cast<int>(std::min<int64_t>(d.mr, mc - ir));
     const T* src = base + ir * step;
-    if (d.pack_a != nullptr)
-      d.pack_a(kc, mr, src, p.lda, p.transA, dst + ir * kc);
-    else
-      pack_panel_portable(d.mr, kc, mr, src, p.lda, p.transA, dst + ir * kc);
+    gemm_detail::pack_panel(d, true, kc, mr, src, p.lda, p.transA, dst + ir * kc);
   }
 }
 
@@ -196,10 +193,7 @@ void pack_b(const Problem<T>& p, const KernelDesc<T>& d, int64_t p0, int64_t kc,
     const int64_t jr = s * d.nr;
     const int nr = static_cast<int>(std::min<int64_t>(d.nr, nc - jr));
     const T* src = base + jr * step;
-    if (d.pack_b != nullptr)
-      d.pack_b(kc, nr, src, p.ldb, !p.transB, dst + jr * kc);
-    else
-      pack_panel_portable(d.nr, kc, nr, src, p.ldb, !p.transB, dst + jr * kc);
+    gemm_detail::pack_panel(d, false, kc, nr, src, p.ldb, !p.transB, dst + jr * kc);
   }
 }
 
@@ -442,7 +436,7 @@ template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const Epilogue<T>& ep) {
   const Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep};
-  gemm_one(p, select_kernel<T>(), get_num_threads());
+  gemm_one(p, gemm_detail::active_kernel<T>(), get_num_threads());
 }
 
 template <typename T>
@@ -451,7 +445,7 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
                           int64_t strideB, T beta, T* C, int64_t ldc, int64_t strideC,
                           int64_t batch, const Epilogue<T>& ep) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
-  const KernelDesc<T> d = select_kernel<T>();
+  const KernelDesc<T> d = gemm_detail::active_kernel<T>();
   auto problem = [&](int64_t b) {
     return Problem<T>{
         transA, transB,          M,   N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb,

@@ -120,44 +120,7 @@ void column_sums(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
 // thread's step depends only on its own rows of the previous step: the time loop
 // runs inside one parallel region with no barrier.
 using gemm_detail::KernelDesc;
-
-template <typename T>
-KernelDesc<T> gemm_desc();
-
-template <>
-KernelDesc<float> gemm_desc<float>() {
-  switch (active_isa()) {
-#if PYENGINE_X86
-    case Isa::AVX512: return gemm_detail::avx512::kernel_f32();
-    case Isa::AVX2: return gemm_detail::avx2::kernel_f32();
-#endif
-    default: return gemm_detail::generic::kernel_f32();
-  }
-}
-
-template <>
-KernelDesc<double> gemm_desc<double>() {
-  switch (active_isa()) {
-#if PYENGINE_X86
-    case Isa::AVX512: return gemm_detail::avx512::kernel_f64();
-    case Isa::AVX2: return gemm_detail::avx2::kernel_f64();
-#endif
-    default: return gemm_detail::generic::kernel_f64();
-  }
-}
-
-// dst[k*W + x] = S(x, k) for x < w, 0 for w <= x < W; S(x, k) = src[k*ld + x] if
-// x_contiguous, else src[x*ld + k] (the PackPanel contract).
-template <typename T>
-void pack_panel(const KernelDesc<T>& d, bool is_a, int64_t kc, int w, const T* src, int64_t ld,
-                bool x_contiguous, T* dst) {
-  const gemm_detail::PackPanel<T> fn = is_a ? d.pack_a : d.pack_b;
-  const int W = is_a ? d.mr : d.nr;
-  if (fn != nullptr) return fn(kc, w, src, ld, x_contiguous, dst);
-  for (int64_t k = 0; k < kc; ++k)
-    for (int x = 0; x < W; ++x)
-      dst[k * W + x] = x < w ? (x_contiguous ? src[k * ld + x] : src[x * ld + k]) : T(0);
-}
+using gemm_detail::pack_panel;
 
 // op(B) (K x nseg*W) packed as nseg segments of ceil(W/NR) micro-panels of K x NR
 // each; a segment's last panel is zero-padded, so the columns of segment q are
@@ -324,7 +287,7 @@ void lstm_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w
   const int64_t N = s.N, H = s.H, G = 4 * H, TN = s.T * s.N, I = s.I;
   if (N == 0) return;
   const RnnKernels<T> K = select_kernels<T>();
-  const KernelDesc<T> d = gemm_desc<T>();
+  const KernelDesc<T> d = gemm_detail::active_kernel<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldh = rs * H;
   const bool team_loop = s.T > 1;
@@ -415,7 +378,7 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
                          T* dw_hh, T* db) {
   const int64_t N = s.N, H = s.H, G = 4 * H, TN = s.T * s.N;
   const RnnKernels<T> K = select_kernels<T>();
-  const KernelDesc<T> d = gemm_desc<T>();
+  const KernelDesc<T> d = gemm_detail::active_kernel<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
   const bool team_loop = s.T > 1 && N > 0;
@@ -479,7 +442,7 @@ void gru_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w_
   const int64_t N = s.N, H = s.H, G = 3 * H, TN = s.T * s.N;
   if (N == 0) return;
   const RnnKernels<T> K = select_kernels<T>();
-  const KernelDesc<T> d = gemm_desc<T>();
+  const KernelDesc<T> d = gemm_detail::active_kernel<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
   const bool team_loop = s.T > 1;
@@ -552,7 +515,7 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
                         bool dx_accumulate, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
   const int64_t N = s.N, H = s.H, G = 3 * H, TN = s.T * s.N;
   const RnnKernels<T> K = select_kernels<T>();
-  const KernelDesc<T> d = gemm_desc<T>();
+  const KernelDesc<T> d = gemm_detail::active_kernel<T>();
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
   const bool team_loop = s.T > 1 && N > 0;

@@ -53,6 +53,16 @@ struct KernelDesc {
 // The largest tile any ISA uses; the driver keeps an edge scratch tile this big.
 constexpr int kMaxTileElems = 16 * 64;
 
+// The table of the active ISA (pyengine::active_isa(); defined in cpu/gemm.cpp), for drivers
+// that pack their own panels: the LSTM's recurrent steps, 1x1 convs over a batch's columns.
+template <typename T>
+KernelDesc<T> active_kernel();
+// One micro-panel of A (is_a: width MR) or B (width NR) of depth kc, by the table's packer or
+// portably where it has none; the PackPanel contract above.
+template <typename T>
+void pack_panel(const KernelDesc<T>& d, bool is_a, int64_t kc, int w, const T* src, int64_t ld,
+                bool x_contiguous, T* dst);
+
 namespace generic {
 KernelDesc<float> kernel_f32();
 KernelDesc<double> kernel_f64();
