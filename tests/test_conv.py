@@ -505,14 +505,21 @@ def test_conv_winograd_runs_where_chosen(monkeypatch):
         assert not np.array_equal(a, b), f"{name}: Winograd did not run"
 
 
-# 1x1 convs with short images (25 and 49 positions: over 10% of the GEMM's 16-column steps idle)
-# and C*O >= 256^2 run one GEMM over the batch, gathered into one (channels, N*HW) matrix
-# (batch_pointwise in cpu/conv.cpp): forward, grad-input and grad-weight, a stored weight
-# transposed (wtrans, as conv_transpose2d stores it) or flipped, and with 1 and 2 threads.
+# 1x1 convs with short images (9 to 99 positions: over 10% of the GEMM's 16-column steps
+# idle) and C*O >= 256^2: the forward and grad-input are one GEMM over the batch's columns, with
+# micro-panels packed straight from the images (pointwise_columns in cpu/conv.cpp), and the
+# grad-weight one GEMM over the batch gathered into one (channels, N*HW) matrix, in chunks
+# (batch_pointwise). Panels that span 2 to 5 images, channel counts off the register tile
+# (260, 129), more input channels than one K slice (300; 640 for a grad-input), column counts
+# off the panel width, a stored weight transposed (wtrans, as conv_transpose2d stores it) or
+# flipped, and 1 and 2 threads.
 POINTWISE_BATCHED = [
     ((3, 256, 5, 5), (256, 256, 1, 1), {}),
     ((3, 128, 7, 7), (512, 128, 1, 1), {}),
     ((3, 256, 7, 7), (256, 256, 1, 1), dict(wtrans=True, flip=True)),
+    ((3, 300, 5, 5), (260, 300, 1, 1), {}),
+    ((3, 129, 9, 11), (640, 129, 1, 1), {}),
+    ((5, 256, 3, 3), (256, 256, 1, 1), {}),  # 9 positions: a panel spans up to 5 images
 ]
 
 

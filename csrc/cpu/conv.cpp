@@ -36,6 +36,7 @@
 #include "core/workspace.h"
 #include "cpu/gemm.h"
 #include "cpu/isa/conv_kernels.h"
+#include "cpu/isa/gemm_kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -494,12 +495,16 @@ void for_items(int64_t items, [[maybe_unused]] int team, F&& body) {
 }
 
 // 1x1 convs whose images are short rows for the GEMM (over 10% of each image's columns idle in
-// the kernel's 16-column steps: 7x7 = 49 columns computed as 64) run one GEMM over the whole
-// batch, its images gathered as the columns of one (channels, N*HW) matrix; the grad-weight is
-// then one GEMM with K = N*HW instead of N with K = HW. The gathers pay from C*O = 256^2.
-// Measured on Zen 5, 2 threads, 8 images of 7x7, fwd+bwd GFLOP/s, batch / per image:
-// 2048->512 387 / 270, 512->2048 393 / 307, 256->256 343 / 302, 128->512 327 / 292; but
-// 128->128 206 / 219, 64->64 101 / 123.
+// the kernel's 16-column steps: 7x7 = 49 columns computed as 64) run their forward and
+// grad-input as one GEMM over the batch's columns (pointwise_columns), and their grad-weight
+// as one GEMM with K = N*HW over the images gathered as the columns of one (channels, N*HW)
+// matrix, instead of N GEMMs with K = HW. Both pay from C*O = 256^2. Measured on Zen 5, 2
+// threads, 8 images of 7x7, fwd+bwd GFLOP/s, gathered / per image: 2048->512 387 / 270,
+// 512->2048 393 / 307, 256->256 343 / 302, 128->512 327 / 292; but 128->128 206 / 219, 64->64
+// 101 / 123. Forward and grad-input over the columns vs gathered (GFLOP/s, same minutes):
+// 256->256 346 / 256 and 348 / 284, 128->512 367 / 282 and 273 / 216, equal at 2048->512 and
+// 512->2048. At 14x14 (6% idle) the columns lose to per-image GEMMs: 256->256 forward 378 /
+// 432, 128->128 283 / 391.
 bool batch_pointwise(const ConvParams& p, const Geo& q) {
   const int64_t steps = (q.HW + 15) / 16 * 16;
   return pointwise(p) && p.groups == 1 && p.N > 1 && 10 * q.HW < 9 * steps &&
@@ -539,24 +544,116 @@ void for_batch_chunks(const ConvParams& p, const Geo& q, int64_t ch, F&& fn) {
   for (int64_t n0 = 0; n0 < p.N; n0 += nb) fn(n0, std::min(nb, p.N - n0), buf);
 }
 
-// out = op(A) * in + bias (per output channel, may be null) over the batch's columns
-// (batch_pointwise): in has in_ch channels, out out_ch; op(A) is A (out_ch x in_ch) or, with
-// transA, A^T for A (in_ch x out_ch). out overwritten.
+// ---- 1x1 convs over the batch's columns -------------------------------------------------
+// out[o, j] = sum_c op(A)(o, c) * in[c, j] + bias[o] over the batch's columns j = n*HW + s:
+// in[c, j] = in[(n*in_ch + c)*HW + s] and out[o, j] = out[(n*out_ch + o)*HW + s], overwritten;
+// op(A) is A (out_ch x in_ch, rows lda apart) or with transA A^T (A in_ch x out_ch); bias
+// per output channel, may be null. One GEMM over every column on the GEMM's own microkernel:
+// B micro-panels are packed straight from the images (a panel may span several) and tiles
+// whose columns lie in one image go straight into out, so there is no gathered copy and no
+// mostly empty panel per image (7x7: 49 columns, 1 17/32 panels). The team splits the rows
+// (whole MR blocks) and packs each K slice's panels together.
 template <typename T>
-void pointwise_batched(const ConvParams& p, const Geo& q, bool transA, const T* A, const T* in,
-                       int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
-  Epilogue<T> ep;
-  if (bias != nullptr) {
-    ep.bias = bias;
-    ep.bias_kind = BiasKind::PerRow;
+struct ColumnGemm {
+  const gemm_detail::KernelDesc<T>& d;
+  int64_t HW, in_ch, out_ch, J;  // J = N*HW columns
+
+  // fn(x, n, s, len) for the runs of columns [j0, j0 + w) inside one image: columns
+  // j0 + x .. j0 + x + len - 1 are positions s .. s + len - 1 of image n.
+  template <typename F>
+  void for_runs(int64_t j0, int64_t w, F&& fn) const {
+    for (int64_t x = 0; x < w;) {
+      const int64_t j = j0 + x, n = j / HW, s = j % HW, len = std::min(w - x, HW - s);
+      fn(x, n, s, len);
+      x += len;
+    }
   }
-  for_batch_chunks<T>(p, q, in_ch + out_ch, [&](int64_t n0, int64_t m, T* ib) {
-    const int64_t cols = m * q.HW;
-    T* ob = ib + in_ch * cols;
-    batch_layout(m, in_ch, q.HW, in + n0 * in_ch * q.HW, ib, true);
-    gemm<T>(transA, false, out_ch, cols, in_ch, T(1), A, q.CKK, ib, cols, T(0), ob, cols, ep);
-    batch_layout(m, out_ch, q.HW, ob, out + n0 * out_ch * q.HW, false);
-  });
+
+  // Micro-panel pan of rows [k0, k0 + kc) of in (kc x NR, zero past the last column).
+  void pack_b(const T* in, int64_t pan, int64_t k0, int64_t kc, T* dst) const {
+    const int64_t j0 = pan * d.nr, w = std::min<int64_t>(d.nr, J - j0);
+    const int64_t n = j0 / HW, s0 = j0 % HW;
+    if (s0 + w <= HW)  // one image: the ISA's packer
+      return gemm_detail::pack_panel(d, false, kc, static_cast<int>(w),
+                                     in + (n * in_ch + k0) * HW + s0, HW, true, dst);
+    const int64_t NR = d.nr;  // a local: dst may not alias it, so the copies vectorize
+    std::fill(dst, dst + kc * NR, T(0));
+    for_runs(j0, w, [&](int64_t x, int64_t m, int64_t s, int64_t len) {
+      const T* src = in + (m * in_ch + k0) * HW + s;
+      for (int64_t k = 0; k < kc; ++k)
+        std::copy(src + k * HW, src + k * HW + len, dst + k * NR + x);
+    });
+  }
+
+  // Tile (row block rb, panel pan) of a K slice (first: the first slice).
+  void tile(const T* ap, const T* bp, int64_t kc, int64_t rb, int64_t pan, bool first,
+            const T* bias, T* out, T* edge) const {
+    const int64_t MR = d.mr, NR = d.nr, o0 = rb * MR;
+    const int64_t rows = std::min(MR, out_ch - o0), j0 = pan * NR, w = std::min(NR, J - j0);
+    const int64_t n = j0 / HW, s0 = j0 % HW;
+    if (rows == MR && w == NR && s0 + w <= HW) {  // inside one image: straight into out
+      T* c = out + (n * out_ch + o0) * HW + s0;
+      if (first && bias != nullptr)
+        for (int64_t i = 0; i < MR; ++i) std::fill(c + i * HW, c + i * HW + NR, bias[o0 + i]);
+      d.kernel(kc, ap, bp, c, HW, T(1), first && bias == nullptr ? T(0) : T(1));
+      return;
+    }
+    d.kernel(kc, ap, bp, edge, NR, T(1), T(0));
+    for_runs(j0, w, [&](int64_t x, int64_t m, int64_t s, int64_t len) {
+      for (int64_t i = 0; i < rows; ++i) {
+        const T b = first && bias != nullptr ? bias[o0 + i] : T(0);
+        const T* e = edge + i * NR + x;
+        T* c = out + (m * out_ch + o0 + i) * HW + s;
+        for (int64_t t = 0; t < len; ++t) c[t] = (first ? b : c[t]) + e[t];
+      }
+    });
+  }
+};
+
+thread_local Scratch t_cols;  // packed A and one K slice of packed B panels
+
+template <typename T>
+void pointwise_columns(const ConvParams& p, const Geo& q, bool transA, const T* A, int64_t lda,
+                       const T* in, int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
+  const gemm_detail::KernelDesc<T> d = gemm_detail::active_kernel<T>();
+  const ColumnGemm<T> cg{d, q.HW, in_ch, out_ch, p.N * q.HW};
+  const int64_t MR = d.mr, NR = d.nr, K = in_ch;
+  const int64_t nrb = (out_ch + MR - 1) / MR, npan = (cg.J + NR - 1) / NR;
+  const int64_t kc_max = std::min<int64_t>(d.kc, K);
+  const int64_t asize = (nrb * MR * K + 15) / 16 * 16;  // B panels start 64-byte aligned
+  T* apack = t_cols.get<T>(asize + npan * NR * kc_max);
+  T* bpack = apack + asize;
+  int nt = get_num_threads();
+#ifdef _OPENMP
+  if (omp_in_parallel()) nt = 1;
+#endif
+  nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, nrb)));
+#pragma omp parallel num_threads(nt)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+    const int tid = 0, nth = 1;
+#endif
+    alignas(64) T edge[gemm_detail::kMaxTileElems];
+    const int64_t rb0 = nrb * tid / nth, rb1 = nrb * (tid + 1) / nth;
+    for (int64_t rb = rb0; rb < rb1; ++rb) {
+      const int rows = static_cast<int>(std::min<int64_t>(MR, out_ch - rb * MR));
+      const T* src = transA ? A + rb * MR : A + rb * MR * lda;  // op(A)(o, c)
+      gemm_detail::pack_panel(d, true, K, rows, src, lda, transA, apack + rb * MR * K);
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
+      const int64_t kc = std::min(kc_max, K - k0);
+#pragma omp barrier
+      for (int64_t pan = npan * tid / nth; pan < npan * (tid + 1) / nth; ++pan)
+        cg.pack_b(in, pan, k0, kc, bpack + pan * NR * kc);
+#pragma omp barrier
+      for (int64_t pan = 0; pan < npan; ++pan)
+        for (int64_t rb = rb0; rb < rb1; ++rb)
+          cg.tile(apack + rb * MR * K + k0 * MR, bpack + pan * NR * kc, kc, rb, pan, k0 == 0, bias,
+                  out, edge);
+    }
+  }
 }
 
 // ---- primitives ----------------------------------------------------------------
@@ -576,7 +673,7 @@ template <typename T>
 void forward_im2col(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geo q = geo(p);
   const T* A = canonical_weight(p, q, w);
-  if (batch_pointwise(p, q)) return pointwise_batched(p, q, false, A, x, p.C, p.O, bias, y);
+  if (batch_pointwise(p, q)) return pointwise_columns(p, q, false, A, q.CKK, x, p.C, p.O, bias, y);
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
   const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
@@ -619,7 +716,7 @@ template <typename T>
 void adjoint_col2im(const ConvParams& p, const T* gy, const T* w, const T* bias, T* gx) {
   const Geo q = geo(p);
   const T* A = canonical_weight(p, q, w);
-  if (batch_pointwise(p, q)) return pointwise_batched(p, q, true, A, gy, p.O, p.C, bias, gx);
+  if (batch_pointwise(p, q)) return pointwise_columns(p, q, true, A, q.CKK, gy, p.O, p.C, bias, gx);
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
   const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
