@@ -4,8 +4,8 @@
 // one thread per channel to combine them (statistics, running statistics, dweight / dbias),
 // then one block per piece of a row to write y or dx = k*dy + kx*(x - mean) + k0.
 // layer_norm: one block per row for the forward and dx, the row held in registers when it has
-// at most 4096 values (else read three times); dweight / dbias are a column kernel (one thread
-// per column, rows walked in order; threads of a warp read consecutive columns).
+// at most 4096 values (else read two or three times); dweight / dbias are partial sums over
+// (32 columns, a slice of rows) blocks, then one thread per column adds the slices in order.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -298,21 +298,105 @@ __global__ void ln_backward_dx_kernel(cpu::LayerNormBackward<T> a) {
   }
 }
 
-template <typename T>
-__global__ void ln_backward_params_kernel(cpu::LayerNormBackward<T> a) {
+// ln_backward_dx_kernel for rows of at most P * kThreads values: dy and x read once into
+// registers (one block per row; dx OVERWRITTEN).
+template <typename T, int P>
+__global__ void ln_backward_dx_regs_kernel(cpu::LayerNormBackward<T> a) {
   using A = typename Acc<T>::type;
-  for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < a.N;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    A sw = 0, sb = 0;
-    for (int64_t r = 0; r < a.M; ++r) {
+  __shared__ A smem[kWarps];
+  const A n = static_cast<A>(a.N);
+  for (int64_t r = blockIdx.x; r < a.M; r += gridDim.x) {
+    A gw[P], xm[P];  // dy * weight, x - mean (0 past the row)
+    rowwise::load_row<P>(a.dy + r * a.N, a.N, A(0), gw);
+    rowwise::load_row<P>(a.x + r * a.N, a.N, A(0), xm);
+    const A mean = static_cast<A>(a.mean[r]), rstd = static_cast<A>(a.rstd[r]);
+    A s0 = 0, s1 = 0;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+      if (j < a.N) {
+        if (a.weight) gw[p] *= static_cast<A>(a.weight[j]);
+        xm[p] -= mean;
+      }
+      s0 += gw[p];
+      s1 += gw[p] * xm[p];
+    }
+    s0 = block_sum(s0, smem);
+    s1 = block_sum(s1, smem);
+    const A c0 = -rstd * s0 / n, c1 = -rstd * rstd * rstd * s1 / n;
+    T* dx = a.dx + r * a.N;
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(p) * kThreads;
+      if (j >= a.N) break;
+      dx[j] = static_cast<T>(rstd * gw[p] + c1 * xm[p] + c0);
+    }
+  }
+}
+
+// dweight / dbias in two launches, so that a tall matrix keeps every multiprocessor busy (one
+// thread per column walking all rows used only N / 256 blocks). Partial sums: block (bx, s)
+// takes columns [32 bx, 32 bx + 32) (one per lane: a warp reads 32 consecutive values of a row)
+// and rows [M s / S, M (s + 1) / S), its 8 warps taking every 8th row; it OVERWRITES
+//   part[(2 s) * N + j] = sum dy * (x - mean) * rstd,   part[(2 s + 1) * N + j] = sum dy.
+constexpr int kLnCols = 32;
+
+template <typename T>
+__global__ void ln_params_partial_kernel(cpu::LayerNormBackward<T> a, int64_t S,
+                                         typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  __shared__ A sw_s[kWarps][kLnCols], sb_s[kWarps][kLnCols];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kLnCols + lane, s = blockIdx.y;
+  const int64_t r0 = a.M * s / S, r1 = a.M * (s + 1) / S;
+  A sw = 0, sb = 0;
+  if (j < a.N) {
+    for (int64_t r = r0 + warp; r < r1; r += kWarps) {
       const A g = static_cast<A>(a.dy[r * a.N + j]);
       sw += g * (static_cast<A>(a.x[r * a.N + j]) - static_cast<A>(a.mean[r])) *
             static_cast<A>(a.rstd[r]);
       sb += g;
     }
+  }
+  sw_s[warp][lane] = sw;
+  sb_s[warp][lane] = sb;
+  __syncthreads();
+  if (warp == 0 && j < a.N) {
+    A tw = 0, tb = 0;
+    for (int w = 0; w < kWarps; ++w) {  // a fixed order: the sums are deterministic
+      tw += sw_s[w][lane];
+      tb += sb_s[w][lane];
+    }
+    part[(2 * s) * a.N + j] = tw;
+    part[(2 * s + 1) * a.N + j] = tb;
+  }
+}
+
+// One thread per column: dweight[j] / dbias[j] (OVERWRITTEN, where not null) = the S partial
+// sums in slice order.
+template <typename T>
+__global__ void ln_params_finalize_kernel(cpu::LayerNormBackward<T> a, int64_t S,
+                                          const typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < a.N;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    A sw = 0, sb = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      sw += part[(2 * s) * a.N + j];
+      sb += part[(2 * s + 1) * a.N + j];
+    }
     if (a.dweight) a.dweight[j] = static_cast<T>(sw);
     if (a.dbias) a.dbias[j] = static_cast<T>(sb);
   }
+}
+
+// Row slices of the partial sums: about 4 blocks per multiprocessor in all, at least 32 rows
+// each (fewer rows per block would spend more on the partials than on the rows).
+int64_t ln_slices(int64_t M, int64_t N) {
+  const int64_t col_blocks = (N + kLnCols - 1) / kLnCols;
+  const int64_t want =
+      (4 * static_cast<int64_t>(sm_count("layer_norm")) + col_blocks - 1) / col_blocks;
+  return std::max<int64_t>(1, std::min<int64_t>({want, (M + 31) / 32, 65535}));
 }
 
 // Blocks per channel for the partial sums: about 4 per multiprocessor in all, at most one per
@@ -382,13 +466,27 @@ void layer_norm_forward(const cpu::LayerNormForward<T>& a, cudaStream_t stream) 
 
 template <typename T>
 void layer_norm_backward(const cpu::LayerNormBackward<T>& a, cudaStream_t stream) {
+  using A = typename Acc<T>::type;
   if (a.dx && a.M > 0) {
-    ln_backward_dx_kernel<T><<<grid_of(a.M), kThreads, 0, stream>>>(a);
+    const bool in_regs = rowwise::with_row_regs(a.N, [&](auto regs) {
+      ln_backward_dx_regs_kernel<T, decltype(regs)::value>
+          <<<grid_of(a.M), kThreads, 0, stream>>>(a);
+    });
+    if (!in_regs) ln_backward_dx_kernel<T><<<grid_of(a.M), kThreads, 0, stream>>>(a);
     PE_CUDA_CHECK_LAUNCH("layer_norm");
   }
   if ((a.dweight || a.dbias) && a.N > 0) {
-    ln_backward_params_kernel<T>
-        <<<grid_of((a.N + kThreads - 1) / kThreads), kThreads, 0, stream>>>(a);
+    const int64_t S = a.M > 0 ? ln_slices(a.M, a.N) : 0;
+    std::optional<StreamScratch> part;
+    if (S > 0) {
+      part.emplace(static_cast<size_t>(2 * S * a.N) * sizeof(A), stream, "layer_norm");
+      const dim3 grid(static_cast<unsigned>((a.N + kLnCols - 1) / kLnCols),
+                      static_cast<unsigned>(S));
+      ln_params_partial_kernel<T><<<grid, kThreads, 0, stream>>>(a, S, part->as<A>());
+      PE_CUDA_CHECK_LAUNCH("layer_norm");
+    }
+    ln_params_finalize_kernel<T><<<grid_of((a.N + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        a, S, part ? part->as<A>() : nullptr);
     PE_CUDA_CHECK_LAUNCH("layer_norm");
   }
 }

@@ -688,8 +688,10 @@ def test_cuda_batch_norm_eval_backward_without_affine(gpu, dtype):
         ((3, 1500), (1500,)),  # ... 8 per thread
         ((2, 4096), (4096,)),  # ... 16, full
         ((2, 5000), (5000,)),  # too long for registers: the streaming kernel
+        ((3000, 70), (70,)),  # dweight / dbias: many row slices, a part-filled column block
+        ((1, 33), (33,)),  # one row: one slice
     ],
-    ids=["3x5", "2x3x4", "300x768", "257", "1500", "4096", "5000"],
+    ids=["3x5", "2x3x4", "300x768", "257", "1500", "4096", "5000", "3000x70", "1x33"],
 )
 def test_cuda_layer_norm(gpu, case, dtype):
     shape, ns = case

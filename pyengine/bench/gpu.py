@@ -218,6 +218,19 @@ def case_norm():
             2 * gb,
             5 * gb,
         )
+        # Training: the weight and bias gradients too (column sums over every row).
+        wg, bg = pe_cuda(np.ones(1024, np.float32), True), pe_cuda(np.zeros(1024, np.float32), True)
+        wgt, bgt = th(np.ones(1024, np.float32), True), th(np.zeros(1024, np.float32), True)
+        xg, xgt = pe_cuda(x, True), th(x, True)
+        g, gt = pe_cuda(np.ones(x.shape, np.float32)), torch.ones(x.shape, device="cuda")
+        row(
+            f"layer_norm {rows}x1024 fwd+bwd with affine grads",
+            timed(lambda: F.layer_norm(xg, (1024,), wg, bg).backward(g)),
+            timed(lambda: torch.nn.functional.layer_norm(xgt, (1024,), wgt, bgt).backward(gt)),
+            "torch",
+            5 * gb,
+            "GB/s",
+        )
         # The kernels alone, through the backend (no autograd Function, no Tensor).
         xc = cp.asarray(x)
         with torch.no_grad():
