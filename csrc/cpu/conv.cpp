@@ -598,7 +598,9 @@ struct ColumnGemm {
       d.kernel(kc, ap, bp, c, HW, T(1), first && bias == nullptr ? T(0) : T(1));
       return;
     }
-    d.kernel(kc, ap, bp, edge, NR, T(1), T(0));
+    // A last panel of at most NR/2 live columns takes the half-width kernel where there is one.
+    const auto kern = 2 * w <= NR && d.kernel_half != nullptr ? d.kernel_half : d.kernel;
+    kern(kc, ap, bp, edge, NR, T(1), T(0));
     for_runs(j0, w, [&](int64_t x, int64_t m, int64_t s, int64_t len) {
       for (int64_t i = 0; i < rows; ++i) {
         const T b = first && bias != nullptr ? bias[o0 + i] : T(0);
