@@ -1687,19 +1687,20 @@ int64_t wino_chunk(int64_t C, int64_t O8) {
 }
 
 // Where the shape allows, Winograd where it measured faster than the direct tiles (Zen 5, 2
-// threads, forward, wino / direct time): 8x64->64 56x56 0.67, 8x128->128 28x28 0.66, 8x192->64
-// 28x28 0.73, 1x64->64 56x56 0.93, 8x32->32 112x112 0.90. It loses where the transforms
-// outweigh the saved products (8x16->16 28x28 1.03, 8x8->8 1.28), on short tile rows
-// (runs of 16 lanes mostly empty: 8x128->128 14x14 1.41, 64->64 8x8 2.4), where a chunk of
-// 48 tiles overflows L2 (256->256: 1.4) and with fewer chunks than four per thread.
+// threads, forward, direct / Winograd time): 8x64->64 56x56 1.48, 8x128->128 28x28 1.76,
+// 8x32->32 56x56 1.34, 1x64->64 56x56 1.27; on 14x14 tile rows (runs of 7 tiles in 16 lanes)
+// only with many channels: 128->128 1.09, 256->256 1.06, 384->384 1.22, 256->128 1.15, but
+// 64->64 0.65. It loses with fewer chunks than four per thread (1x256->256 14x14 0.40,
+// 8x512->512 7x7 0.42, 8x64->64 8x8 0.60) and where the transforms outweigh the saved products
+// (8x16->16 28x28 0.97, 8x8->8 56x56 0.78).
 bool winograd_applies(const ConvParams& p) {
   const int mode = wino_mode();
   if (mode == 0 || !direct_enabled() || p.groups != 1 || p.KH != 3 || p.KW != 3) return false;
   if (!unit(p.stride) || !unit(p.kdil) || !unit(p.idil) || p.OH() < 1 || p.OW() < 1) return false;
   if (mode == 1) return true;
-  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW();
+  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW(), ch = std::min(p.C, p.O);
   const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
-  return std::min(p.C, p.O) >= 32 && p.C + O8 <= 256 + 128 && OW >= 28 &&
+  return ch >= 32 && (OW >= 28 || ch >= 128) &&
          tiles >= 4 * get_num_threads() * wino_chunk(p.C, O8);
 }
 
@@ -1709,31 +1710,39 @@ constexpr double kWinoG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {
 // u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
 // past O), input c, g = the canonical weight's 3x3 kernel; computed in double.
 void wino_weights(const ConvParams& p, const float* wc, float* u) {
-  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8;
-  for (int64_t ob = 0; ob < nob; ++ob)
+  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, xs = nob * C * 8;  // xs: xi to xi + 1
+  // G's rows make G v = (v0, (v0 + v1 + v2) / 2, (v0 - v1 + v2) / 2, v2): additions only. Over
+  // the team (at 256 x 256 channels this was a serial millisecond of the forward).
+  auto rows = [](double v0, double v1, double v2, double* out) {
+    out[0] = v0;
+    out[1] = 0.5 * (v0 + v1 + v2);
+    out[2] = 0.5 * (v0 - v1 + v2);
+    out[3] = v2;
+  };
+  for_items(nob, team_size(nob), [&](int64_t ob, int) {
     for (int64_t c = 0; c < C; ++c)
       for (int i = 0; i < 8; ++i) {
         const int64_t o = ob * 8 + i;
-        double gg[4][3] = {};  // G g
+        double gg[3][4] = {};  // (G g)^T: column b of G g
         if (o < O) {
           const float* g = wc + (o * C + c) * 9;
-          for (int a = 0; a < 4; ++a)
-            for (int b = 0; b < 3; ++b)
-              for (int k = 0; k < 3; ++k) gg[a][b] += kWinoG[a][k] * g[k * 3 + b];
+          for (int b = 0; b < 3; ++b) rows(g[b], g[3 + b], g[6 + b], gg[b]);
         }
-        for (int a = 0; a < 4; ++a)
-          for (int b = 0; b < 4; ++b) {
-            const double v =
-                gg[a][0] * kWinoG[b][0] + gg[a][1] * kWinoG[b][1] + gg[a][2] * kWinoG[b][2];
-            u[((a * 4 + b) * nob + ob) * C * 8 + c * 8 + i] = static_cast<float>(v);
-          }
+        float* uo = u + ob * C * 8 + c * 8 + i;
+        for (int a = 0; a < 4; ++a) {
+          double h[4];  // row a of G g G^T
+          rows(gg[0][a], gg[1][a], gg[2][a], h);
+          for (int b = 0; b < 4; ++b) uo[(a * 4 + b) * xs] = static_cast<float>(h[b]);
+        }
       }
+  });
 }
 
 // The grad-weight (summed over tiles per thread, then over threads) wins on fewer shapes than
-// the forward (Zen 5, 2 threads, wino / direct time): 8x64->64 56x56 0.73, 8x128->128 28x28
-// 0.78, 8x64->128 28x28 0.81, 8x96->96 30x30 0.93; but 8x32->32 112x112 1.04, 2x32->32 56x56
-// 1.18, 1x64->64 56x56 1.05 (eight chunks).
+// the forward (Zen 5, 2 threads, Winograd / direct time): 8x64->64 56x56 0.73, 8x128->128
+// 28x28 0.78, 8x64->128 28x28 0.81, 8x96->96 30x30 0.93; but 8x32->32 112x112 1.04, 2x32->32
+// 56x56 1.18, 1x64->64 56x56 1.05 (eight chunks), and at 14x14 1.2-1.25 (256->256, 384->384,
+// 128->128: 392 tiles, four chunks per thread).
 bool winograd_grad_weight_applies(const ConvParams& p) {
   if (!winograd_applies(p)) return false;
   if (wino_mode() == 1) return true;
