@@ -1708,8 +1708,11 @@ bool winograd_applies(const ConvParams& p) {
 constexpr double kWinoG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
 // u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
-// past O), input c, g = the canonical weight's 3x3 kernel; computed in double.
-void wino_weights(const ConvParams& p, const float* wc, float* u) {
+// past O), input c, g = the canonical 3x3 kernel (o, c), read from the stored weight w through
+// flip / wtrans (no canonical copy: for a grad-input's transposed 256x256 weight that serial
+// copy was 6% of the call); computed in double.
+void wino_weights(const ConvParams& p, const float* w, float* u) {
+  const Geo q = geo(p);
   const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, xs = nob * C * 8;  // xs: xi to xi + 1
   // G's rows make G v = (v0, (v0 + v1 + v2) / 2, (v0 - v1 + v2) / 2, v2): additions only. Over
   // the team (at 256 x 256 channels this was a serial millisecond of the forward).
@@ -1725,7 +1728,8 @@ void wino_weights(const ConvParams& p, const float* wc, float* u) {
         const int64_t o = ob * 8 + i;
         double gg[3][4] = {};  // (G g)^T: column b of G g
         if (o < O) {
-          const float* g = wc + (o * C + c) * 9;
+          float g[9];  // the canonical kernel, read through flip / wtrans
+          for (int k = 0; k < 9; ++k) g[k] = w[widx(p, q, 0, o, c, k / 3, k % 3)];
           for (int b = 0; b < 3; ++b) rows(g[b], g[3 + b], g[6 + b], gg[b]);
         }
         float* uo = u + ob * C * 8 + c * 8 + i;
@@ -1819,7 +1823,7 @@ void winograd_forward(const ConvParams& p, const float* x, const float* w, const
   const auto output = conv_detail::avx512::wino_output_f32();
   const Geo& q = pl.q;
   float* u = t_wino_u.get<float>(16 * pl.O8 * p.C);
-  wino_weights(p, canonical_weight(p, q, w), u);
+  wino_weights(p, w, u);
   for_items(pl.nchunks, team_size(pl.nchunks), [&](int64_t k, int) {
     float* V = t_wino.get<float>(16 * (pl.vxi + pl.mxi));
     float* M = V + 16 * pl.vxi;
