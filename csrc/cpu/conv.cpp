@@ -552,7 +552,8 @@ void for_batch_chunks(const ConvParams& p, const Geo& q, int64_t ch, F&& fn) {
 // B micro-panels are packed straight from the images (a panel may span several) and tiles
 // whose columns lie in one image go straight into out, so there is no gathered copy and no
 // mostly empty panel per image (7x7: 49 columns, 1 17/32 panels). The team splits the rows
-// (whole MR blocks) and packs each K slice's panels together.
+// (whole MR blocks) and packs each K slice's panels together; the calling thread's workspace
+// holds packed A and one K slice of every column (at most the input's size).
 template <typename T>
 struct ColumnGemm {
   const gemm_detail::KernelDesc<T>& d;
