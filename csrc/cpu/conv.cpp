@@ -1702,7 +1702,8 @@ int64_t wino_chunk(int64_t C, int64_t O8) {
 // threads, forward, direct / Winograd time): 8x64->64 56x56 1.48, 8x128->128 28x28 1.76,
 // 8x32->32 56x56 1.34, 1x64->64 56x56 1.27; on 14x14 tile rows (runs of 7 tiles in 16 lanes)
 // only with many channels: 128->128 1.09, 256->256 1.06, 384->384 1.22, 256->128 1.15, but
-// 64->64 0.65. It loses with fewer chunks than four per thread (1x256->256 14x14 0.40,
+// 64->64 0.65; 8x512->512 28x28 1.39 (larger channel counts were not measured, so they stay
+// direct). It loses with fewer chunks than four per thread (1x256->256 14x14 0.40,
 // 8x512->512 7x7 0.42, 8x64->64 8x8 0.60) and where the transforms outweigh the saved products
 // (8x16->16 28x28 0.97, 8x8->8 56x56 0.78).
 bool winograd_applies(const ConvParams& p) {
@@ -1712,7 +1713,7 @@ bool winograd_applies(const ConvParams& p) {
   if (mode == 1) return true;
   const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW(), ch = std::min(p.C, p.O);
   const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
-  return ch >= 32 && (OW >= 28 || ch >= 128) &&
+  return ch >= 32 && (OW >= 28 || ch >= 128) && p.C + O8 <= 1024 &&
          tiles >= 4 * get_num_threads() * wino_chunk(p.C, O8);
 }
 
