@@ -390,23 +390,26 @@ __global__ void ln_params_finalize_kernel(cpu::LayerNormBackward<T> a, int64_t S
   }
 }
 
-// Row slices of the partial sums: about 4 blocks per multiprocessor in all, at least 32 rows
-// each (fewer rows per block would spend more on the partials than on the rows).
-int64_t ln_slices(int64_t M, int64_t N) {
-  const int64_t col_blocks = (N + kLnCols - 1) / kLnCols;
-  const int64_t want =
-      (4 * static_cast<int64_t>(sm_count("layer_norm")) + col_blocks - 1) / col_blocks;
-  return std::max<int64_t>(1, std::min<int64_t>({want, (M + 31) / 32, 65535}));
+// Slices per group (a channel, a block of columns) for the partial-sum launches: about 4 blocks
+// per multiprocessor in all, at least 1, at most cap.
+int64_t slices_per_group(int64_t groups, int64_t cap, const char* op) {
+  const int64_t want = (4 * static_cast<int64_t>(sm_count(op)) + groups - 1) / groups;
+  return std::max<int64_t>(1, std::min(want, cap));
 }
 
-// Blocks per channel for the partial sums: about 4 per multiprocessor in all, at most one per
-// piece and kMaxSlices (the partial sums are combined serially per channel).
+// layer_norm: at least 32 rows per slice (fewer rows per block would spend more on the
+// partials than on the rows), and grid.y's limit.
+int64_t ln_slices(int64_t M, int64_t N) {
+  return slices_per_group((N + kLnCols - 1) / kLnCols, std::min<int64_t>((M + 31) / 32, 65535),
+                          "layer_norm");
+}
+
+// batch_norm: at most one slice per piece and kMaxSlices (the partial sums are combined
+// serially per channel).
 constexpr int64_t kMaxSlices = 256;
 
 int64_t bn_slices(int64_t C, Pieces pc) {
-  const int sms = sm_count("batch_norm");
-  const int64_t want = (4 * static_cast<int64_t>(sms) + C - 1) / C;
-  return std::max<int64_t>(1, std::min({want, pc.per_channel, kMaxSlices}));
+  return slices_per_group(C, std::min(pc.per_channel, kMaxSlices), "batch_norm");
 }
 
 }  // namespace

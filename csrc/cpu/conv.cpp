@@ -1109,7 +1109,7 @@ void direct_tiles(conv_detail::DirectTileF32 kern, const Geo& q, const DirectPla
     for (int64_t b = 0; b < plan.f.blocks; ++b) {
       const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, q.Og - b * kDirectRows));
       kern(nv, xp + t * kDirectCols, plan.f.plane, q.Cg, off, static_cast<int>(ph.ntaps),
-           wg + b * wblock, init + b * kDirectRows, tile);
+           wg + b * wblock, init + b * kDirectRows, tile, kDirectCols);
       scatter_tile(tile, rows, t * kDirectCols, plan.f, ph, q.OHW, out + b * kDirectRows * q.OHW);
     }
   }
@@ -1698,76 +1698,6 @@ int64_t wino_chunk(int64_t C, int64_t O8) {
   return std::clamp<int64_t>(fit, kWinoCols, 4 * kWinoCols);
 }
 
-// Where the shape allows, Winograd where it measured faster than the direct tiles (Zen 5, 2
-// threads, forward, direct / Winograd time): 8x64->64 56x56 1.48, 8x128->128 28x28 1.76,
-// 8x32->32 56x56 1.34, 1x64->64 56x56 1.27; on 14x14 tile rows (runs of 7 tiles in 16 lanes)
-// only with many channels: 128->128 1.09, 256->256 1.06, 384->384 1.22, 256->128 1.15, but
-// 64->64 0.65; 8x512->512 28x28 1.39 (larger channel counts were not measured, so they stay
-// direct). It loses with fewer chunks than four per thread (1x256->256 14x14 0.40,
-// 8x512->512 7x7 0.42, 8x64->64 8x8 0.60) and where the transforms outweigh the saved products
-// (8x16->16 28x28 0.97, 8x8->8 56x56 0.78).
-bool winograd_applies(const ConvParams& p) {
-  const int mode = wino_mode();
-  if (mode == 0 || !direct_enabled() || p.groups != 1 || p.KH != 3 || p.KW != 3) return false;
-  if (!unit(p.stride) || !unit(p.kdil) || !unit(p.idil) || p.OH() < 1 || p.OW() < 1) return false;
-  if (mode == 1) return true;
-  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW(), ch = std::min(p.C, p.O);
-  const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
-  return ch >= 32 && (OW >= 28 || ch >= 128) && p.C + O8 <= 1024 &&
-         tiles >= 4 * get_num_threads() * wino_chunk(p.C, O8);
-}
-
-// The weight transform G of F(2x2, 3x3) (its halves are exact in float).
-constexpr double kWinoG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-
-// u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
-// past O), input c, g = the canonical 3x3 kernel (o, c), read from the stored weight w through
-// flip / wtrans (no canonical copy: for a grad-input's transposed 256x256 weight that serial
-// copy was 6% of the call); computed in double.
-void wino_weights(const ConvParams& p, const float* w, float* u) {
-  const Geo q = geo(p);
-  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, xs = nob * C * 8;  // xs: xi to xi + 1
-  // G's rows make G v = (v0, (v0 + v1 + v2) / 2, (v0 - v1 + v2) / 2, v2): additions only. Over
-  // the team (at 256 x 256 channels this was a serial millisecond of the forward).
-  auto rows = [](double v0, double v1, double v2, double* out) {
-    out[0] = v0;
-    out[1] = 0.5 * (v0 + v1 + v2);
-    out[2] = 0.5 * (v0 - v1 + v2);
-    out[3] = v2;
-  };
-  for_items(nob, team_size(nob), [&](int64_t ob, int) {
-    for (int64_t c = 0; c < C; ++c)
-      for (int i = 0; i < 8; ++i) {
-        const int64_t o = ob * 8 + i;
-        double gg[3][4] = {};  // (G g)^T: column b of G g
-        if (o < O) {
-          float g[9];  // the canonical kernel, read through flip / wtrans
-          for (int k = 0; k < 9; ++k) g[k] = w[widx(p, q, 0, o, c, k / 3, k % 3)];
-          for (int b = 0; b < 3; ++b) rows(g[b], g[3 + b], g[6 + b], gg[b]);
-        }
-        float* uo = u + ob * C * 8 + c * 8 + i;
-        for (int a = 0; a < 4; ++a) {
-          double h[4];  // row a of G g G^T
-          rows(gg[0][a], gg[1][a], gg[2][a], h);
-          for (int b = 0; b < 4; ++b) uo[(a * 4 + b) * xs] = static_cast<float>(h[b]);
-        }
-      }
-  });
-}
-
-// The grad-weight (summed over tiles per thread, then over threads) wins on fewer shapes than
-// the forward (Zen 5, 2 threads, Winograd / direct time): 8x64->64 56x56 0.73, 8x128->128
-// 28x28 0.78, 8x64->128 28x28 0.81, 8x96->96 30x30 0.93; but 8x32->32 112x112 1.04, 2x32->32
-// 56x56 1.18, 1x64->64 56x56 1.05 (eight chunks), and at 14x14 1.2-1.25 (256->256, 384->384,
-// 128->128: 392 tiles, four chunks per thread).
-bool winograd_grad_weight_applies(const ConvParams& p) {
-  if (!winograd_applies(p)) return false;
-  if (wino_mode() == 1) return true;
-  const int64_t O8 = (p.O + 7) / 8 * 8, OH = p.OH(), OW = p.OW();
-  const int64_t tiles = p.N * ((OH + 1) / 2) * ((OW + 1) / 2);
-  return std::min(p.C, p.O) >= 64 && tiles >= 8 * get_num_threads() * wino_chunk(p.C, O8);
-}
-
 // The tiles of a batch, the chunks they are cut into, and the layout of a chunk's matrices.
 // Rows of a chunk's matrices have 16 floats of room for the kernels' whole-vector stores and
 // loads past the last tile; each xi's matrix starts 64 bytes off a 4 KiB multiple, or the
@@ -1791,6 +1721,80 @@ WinoPlan wino_plan(const ConvParams& p) {
   w.vxi = p.C * w.ld + 16;
   w.mxi = w.O8 * w.ld + 16;
   return w;
+}
+
+// Where the shape allows, Winograd where it measured faster than the direct tiles (Zen 5, 2
+// threads, forward, direct / Winograd time): 8x64->64 56x56 1.48, 8x128->128 28x28 1.76,
+// 8x32->32 56x56 1.34, 1x64->64 56x56 1.27; on 14x14 tile rows (runs of 7 tiles in 16 lanes)
+// only with many channels: 128->128 1.09, 256->256 1.06, 384->384 1.22, 256->128 1.15, but
+// 64->64 0.65; 8x512->512 28x28 1.39 (larger channel counts were not measured, so they stay
+// direct). It loses with fewer chunks than four per thread (1x256->256 14x14 0.40,
+// 8x512->512 7x7 0.42, 8x64->64 8x8 0.60) and where the transforms outweigh the saved products
+// (8x16->16 28x28 0.97, 8x8->8 56x56 0.78).
+bool winograd_applies(const ConvParams& p) {
+  const int mode = wino_mode();
+  if (mode == 0 || !direct_enabled() || p.groups != 1 || p.KH != 3 || p.KW != 3) return false;
+  if (!unit(p.stride) || !unit(p.kdil) || !unit(p.idil) || p.OH() < 1 || p.OW() < 1) return false;
+  if (mode == 1) return true;
+  const WinoPlan w = wino_plan(p);
+  const int64_t ch = std::min(p.C, p.O);
+  return ch >= 32 && (w.q.OW >= 28 || ch >= 128) && p.C + w.O8 <= 1024 &&
+         w.T >= 4 * get_num_threads() * w.chunk;
+}
+
+// The weight transform G of F(2x2, 3x3), rows (1, 0, 0), (1/2, 1/2, 1/2), (1/2, -1/2, 1/2),
+// (0, 0, 1): out = G v (the forward's weights) and out = G^T v (the grad-weight back to the
+// kernel), additions and exact halves only.
+void wino_g(double v0, double v1, double v2, double out[4]) {
+  out[0] = v0;
+  out[1] = 0.5 * (v0 + v1 + v2);
+  out[2] = 0.5 * (v0 - v1 + v2);
+  out[3] = v2;
+}
+void wino_gt(double v0, double v1, double v2, double v3, double out[3]) {
+  out[0] = v0 + 0.5 * (v1 + v2);
+  out[1] = 0.5 * (v1 - v2);
+  out[2] = 0.5 * (v1 + v2) + v3;
+}
+
+// u[(xi*nob + ob)*C*8 + c*8 + i] = (G g G^T)[xi / 4][xi % 4] for output o = ob*8 + i (zero
+// past O), input c, g = the canonical 3x3 kernel (o, c), read from the stored weight w through
+// flip / wtrans (no canonical copy: for a grad-input's transposed 256x256 weight that serial
+// copy was 6% of the call); computed in double.
+void wino_weights(const ConvParams& p, const float* w, float* u) {
+  const Geo q = geo(p);
+  const int64_t C = p.C, O = p.O, nob = (O + 7) / 8, xs = nob * C * 8;  // xs: xi to xi + 1
+  // Over the team: at 256 x 256 channels this was a serial millisecond of the forward.
+  for_items(nob, team_size(nob), [&](int64_t ob, int) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int i = 0; i < 8; ++i) {
+        const int64_t o = ob * 8 + i;
+        double gg[3][4] = {};  // (G g)^T: column b of G g
+        if (o < O) {
+          float g[9];  // the canonical kernel, read through flip / wtrans
+          for (int k = 0; k < 9; ++k) g[k] = w[widx(p, q, 0, o, c, k / 3, k % 3)];
+          for (int b = 0; b < 3; ++b) wino_g(g[b], g[3 + b], g[6 + b], gg[b]);
+        }
+        float* uo = u + ob * C * 8 + c * 8 + i;
+        for (int a = 0; a < 4; ++a) {
+          double h[4];  // row a of G g G^T
+          wino_g(gg[0][a], gg[1][a], gg[2][a], h);
+          for (int b = 0; b < 4; ++b) uo[(a * 4 + b) * xs] = static_cast<float>(h[b]);
+        }
+      }
+  });
+}
+
+// The grad-weight (summed over tiles per thread, then over threads) wins on fewer shapes than
+// the forward (Zen 5, 2 threads, Winograd / direct time): 8x64->64 56x56 0.73, 8x128->128
+// 28x28 0.78, 8x64->128 28x28 0.81, 8x96->96 30x30 0.93; but 8x32->32 112x112 1.04, 2x32->32
+// 56x56 1.18, 1x64->64 56x56 1.05 (eight chunks), and at 14x14 1.2-1.25 (256->256, 384->384,
+// 128->128: 392 tiles, four chunks per thread).
+bool winograd_grad_weight_applies(const ConvParams& p) {
+  if (!winograd_applies(p)) return false;
+  if (wino_mode() == 1) return true;
+  const WinoPlan w = wino_plan(p);
+  return std::min(p.C, p.O) >= 64 && w.T >= 8 * get_num_threads() * w.chunk;
 }
 
 // fn(n, th, tw, cnt, col) for the runs of chunk k's tiles: a tile row cut at 16 tiles, at the
@@ -1832,7 +1836,9 @@ void wino_inputs(const ConvParams& p, const WinoPlan& w, int64_t k, const float*
 void winograd_forward(const ConvParams& p, const float* x, const float* w, const float* bias,
                       float* y) {
   const WinoPlan pl = wino_plan(p);
-  const auto tile = conv_detail::avx512::wino_gemm_tile_f32();
+  const auto tile = conv_detail::avx512::direct_tile_f32();  // one tap at 0, zero init
+  const int64_t tap0[1] = {0};
+  const float zero[8] = {};
   const auto output = conv_detail::avx512::wino_output_f32();
   const Geo& q = pl.q;
   float* u = t_wino_u.get<float>(16 * pl.O8 * p.C);
@@ -1846,7 +1852,7 @@ void winograd_forward(const ConvParams& p, const float* x, const float* w, const
       for (int64_t j = 0; j < cols; j += kWinoCols) {
         const int nv = static_cast<int>(std::min<int64_t>(3, (cols - j + 15) / 16));
         for (int64_t ob = 0; ob < pl.nob; ++ob)
-          tile(nv, p.C, u + (xi * pl.nob + ob) * p.C * 8, V + xi * pl.vxi + j, pl.ld,
+          tile(nv, V + xi * pl.vxi + j, pl.ld, p.C, tap0, 1, u + (xi * pl.nob + ob) * p.C * 8, zero,
                M + xi * pl.mxi + ob * 8 * pl.ld + j, pl.ld);
       }
     for_channel_blocks(p.O, [&](int64_t o0, int64_t on) {
@@ -1889,18 +1895,19 @@ void winograd_grad_weight(const ConvParams& p, const float* x, const float* gy, 
   // over the team.
   for_items(p.O, team, [&](int64_t o, int) {
     for (int64_t c = 0; c < p.C; ++c) {
-      double dug[4][3] = {};  // dU G
+      double du[16];
       for (int xi = 0; xi < 16; ++xi) {
-        double s = 0.0;
-        for (int m = 0; m < team; ++m) s += acc[m * usize + (xi * p.O + o) * p.C + c];
-        for (int kw = 0; kw < 3; ++kw) dug[xi / 4][kw] += s * kWinoG[xi % 4][kw];
+        du[xi] = 0.0;
+        for (int m = 0; m < team; ++m) du[xi] += acc[m * usize + (xi * p.O + o) * p.C + c];
       }
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) {
-          const double s = kWinoG[0][kh] * dug[0][kw] + kWinoG[1][kh] * dug[1][kw] +
-                           kWinoG[2][kh] * dug[2][kw] + kWinoG[3][kh] * dug[3][kw];
-          gw[widx(p, q, 0, o, c, kh, kw)] = static_cast<float>(s);
-        }
+      double dug[4][3];  // dU G: row a is G^T applied to row a of dU
+      for (int a = 0; a < 4; ++a)
+        wino_gt(du[a * 4], du[a * 4 + 1], du[a * 4 + 2], du[a * 4 + 3], dug[a]);
+      for (int kw = 0; kw < 3; ++kw) {
+        double g[3];  // column kw of G^T (dU G)
+        wino_gt(dug[0][kw], dug[1][kw], dug[2][kw], dug[3][kw], g);
+        for (int kh = 0; kh < 3; ++kh) gw[widx(p, q, 0, o, c, kh, kw)] = static_cast<float>(g[kh]);
+      }
     }
   });
 }

@@ -16,9 +16,12 @@ namespace {
 
 static_assert(kDirectRows == 8 && kDirectCols == 48, "the tile below is 8 x 3 vectors");
 
-template <int NV>
+// kOneTap: one tap at offset 0 (Winograd's products), known at compile time so that the tap
+// loop and its offset loads go.
+template <int NV, bool kOneTap>
 void direct_tile_nv(const float* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
-                    const float* w, const float* init, float* out) {
+                    const float* w, const float* init, float* out, int64_t ldo) {
+  if constexpr (kOneTap) ntaps = 1;
   __m512 a[8][NV];
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < NV; ++j) a[i][j] = _mm512_set1_ps(init[i]);
@@ -26,7 +29,7 @@ void direct_tile_nv(const float* x, int64_t plane, int64_t C, const int64_t* off
     const float* xc = x + c * plane;
     const float* wc = w + c * ntaps * 8;
     for (int t = 0; t < ntaps; ++t) {
-      const float* s = xc + off[t];
+      const float* s = kOneTap ? xc : xc + off[t];
       __m512 v[NV];
       for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(s + 16 * j);
       const float* wt = wc + t * 8;
@@ -37,15 +40,22 @@ void direct_tile_nv(const float* x, int64_t plane, int64_t C, const int64_t* off
     }
   }
   for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < NV; ++j) _mm512_store_ps(out + i * 48 + 16 * j, a[i][j]);
+    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(out + i * ldo + 16 * j, a[i][j]);
 }
 
 void direct_tile(int nv, const float* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
-                 const float* w, const float* init, float* out) {
+                 const float* w, const float* init, float* out, int64_t ldo) {
+  if (ntaps == 1 && off[0] == 0) {
+    switch (nv) {
+      case 1: return direct_tile_nv<1, true>(x, plane, C, off, ntaps, w, init, out, ldo);
+      case 2: return direct_tile_nv<2, true>(x, plane, C, off, ntaps, w, init, out, ldo);
+      default: return direct_tile_nv<3, true>(x, plane, C, off, ntaps, w, init, out, ldo);
+    }
+  }
   switch (nv) {
-    case 1: return direct_tile_nv<1>(x, plane, C, off, ntaps, w, init, out);
-    case 2: return direct_tile_nv<2>(x, plane, C, off, ntaps, w, init, out);
-    default: return direct_tile_nv<3>(x, plane, C, off, ntaps, w, init, out);
+    case 1: return direct_tile_nv<1, false>(x, plane, C, off, ntaps, w, init, out, ldo);
+    case 2: return direct_tile_nv<2, false>(x, plane, C, off, ntaps, w, init, out, ldo);
+    default: return direct_tile_nv<3, false>(x, plane, C, off, ntaps, w, init, out, ldo);
   }
 }
 
@@ -323,34 +333,6 @@ void wino_input(const float* x, int64_t plane, int64_t C, int64_t H, int64_t W, 
   }
 }
 
-// Per channel: nv loads and 8 weight broadcasts feed 8*nv FMAs (the direct tile's shape).
-template <int NV>
-void wino_gemm_tile_nv(int64_t C, const float* u, const float* v, int64_t ldv, float* m,
-                       int64_t ldm) {
-  __m512 a[8][NV];
-  for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < NV; ++j) a[i][j] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < C; ++c) {
-    __m512 b[NV];
-    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(v + c * ldv + 16 * j);
-    for (int i = 0; i < 8; ++i) {
-      const __m512 w = _mm512_set1_ps(u[c * 8 + i]);
-      for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(w, b[j], a[i][j]);
-    }
-  }
-  for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(m + i * ldm + 16 * j, a[i][j]);
-}
-
-void wino_gemm_tile(int nv, int64_t C, const float* u, const float* v, int64_t ldv, float* m,
-                    int64_t ldm) {
-  switch (nv) {
-    case 1: return wino_gemm_tile_nv<1>(C, u, v, ldv, m, ldm);
-    case 2: return wino_gemm_tile_nv<2>(C, u, v, ldv, m, ldm);
-    default: return wino_gemm_tile_nv<3>(C, u, v, ldv, m, ldm);
-  }
-}
-
 // Lane mask of output columns ow0 + k, k in [k0, k0 + 16), inside OW and from cnt tiles.
 __mmask16 out_mask(int64_t ow0, int64_t OW, int cnt, int k0) {
   const int64_t hi = std::min<int64_t>(16, std::min<int64_t>(OW - ow0, 2 * cnt) - k0);
@@ -433,7 +415,6 @@ TransposeF32 avx512::transpose_f32() { return &transpose; }
 PixelTileF32 avx512::pixel_tile_f32() { return &pixel_tile; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return &grad_weight_tile; }
 WinoInputF32 avx512::wino_input_f32() { return &wino_input; }
-WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return &wino_gemm_tile; }
 WinoOutputF32 avx512::wino_output_f32() { return &wino_output; }
 WinoGradOutputF32 avx512::wino_grad_output_f32() { return &wino_grad_output; }
 
@@ -451,7 +432,6 @@ DepthwiseS2PlaneF32 avx512::depthwise_s2_plane_f32() { return nullptr; }
 Depthwise16GradF32 avx512::depthwise16_grad_f32() { return nullptr; }
 GradWeightTileF32 avx512::grad_weight_tile_f32() { return nullptr; }
 WinoInputF32 avx512::wino_input_f32() { return nullptr; }
-WinoGemmTileF32 avx512::wino_gemm_tile_f32() { return nullptr; }
 WinoOutputF32 avx512::wino_output_f32() { return nullptr; }
 WinoGradOutputF32 avx512::wino_grad_output_f32() { return nullptr; }
 }  // namespace pyengine::cpu::conv_detail

@@ -24,13 +24,16 @@ namespace pyengine::cpu::conv_detail {
 constexpr int kDirectRows = 8;
 constexpr int kDirectCols = 48;
 
-// One 8 x 48 tile of outputs, 64-byte aligned, row i at out + i*48; columns [0, 16*nv):
+// One 8 x 16*nv tile of outputs, row i at out + i*ldo (the direct forward: ldo 48), columns
+// [0, 16*nv):
 //   out[i][j] = init[i] + sum_{c < C, t < ntaps} w[(c*ntaps + t)*8 + i] * x[c*plane + off[t] + j]
 // overwritten (columns past 16*nv untouched). nv in 1..3.
 // x: the flat padded planes of C channels, `plane` elements apart; reads up to
 // x[(C-1)*plane + max(off) + 16*nv - 1]. w: packed weights, 8 output channels innermost.
+// Winograd's per-xi products are the same tile with one tap at offset 0 and a zero init.
 using DirectTileF32 = void (*)(int nv, const float* x, int64_t plane, int64_t C, const int64_t* off,
-                               int ntaps, const float* w, const float* init, float* out);
+                               int ntaps, const float* w, const float* init, float* out,
+                               int64_t ldo);
 
 // Grad-weight of the same layout, vectorized over output channels. One tile is 6 (channel,
 // tap) pairs x 16*nv output channels, accumulated into acc (row i at acc + i*ldacc):
@@ -95,9 +98,10 @@ using DepthwiseS2PlaneF32 = void (*)(const float* x, int64_t ld, int64_t OH, int
 // outputs ("tile") comes from its 4x4 input block d as Y = A^T [ sum_c U_c .* V_c ] A, with
 // V = B^T d B and U = G g G^T per (output, input) channel pair: 16 products per tile and
 // channel pair instead of 36. The sum over c for each of the 16 positions xi of the 4x4
-// transform domain is a GEMM; these three kernels are its input transform, its tile and its
-// output transform. The transforms of this size take only additions (G's halves are exact),
-// so the result is as accurate as the direct sum (F(4x4, 3x3) was 20x worse in float32).
+// transform domain is a GEMM; these kernels are its input and output transforms (its tile is
+// the direct forward's), and the grad-weight's output-gradient transform. The transforms of this
+// size take only additions (G's halves are exact), so the result is as accurate as the direct sum
+// (F(4x4, 3x3) was 20x worse in float32).
 //
 // Input transform of one run of cnt <= 16 tiles side by side in one tile row, all C channels;
 // tile l's input block is d[r][j] = x[c*plane + (ih0 + r)*W + iw0 + 2l + j], r, j < 4 (zero
@@ -107,10 +111,6 @@ using DepthwiseS2PlaneF32 = void (*)(const float* x, int64_t ld, int64_t OH, int
 using WinoInputF32 = void (*)(const float* x, int64_t plane, int64_t C, int64_t H, int64_t W,
                               int64_t ih0, int64_t iw0, int cnt, float* V, int64_t ldv,
                               int64_t ldxi);
-// The GEMM tile, one xi: 8 output channels x 16*nv tiles, overwritten (nv in 1..3):
-//   m[i*ldm + j] = sum_{c < C} u[c*8 + i] * v[c*ldv + j]
-using WinoGemmTileF32 = void (*)(int nv, int64_t C, const float* u, const float* v, int64_t ldv,
-                                 float* m, int64_t ldm);
 // Output transform of one run of cnt <= 16 tiles: for o < O, tile l, r, s < 2, overwrites
 //   y[o*oplane + (oh0 + r)*OW + ow0 + 2l + s] = (A^T M A)[r][s] + bias[o]   (bias may be null)
 // where M[xi / 4][xi % 4] = m[xi*ldxi + o*ldm + l]; only outputs inside OH x OW are written.
@@ -139,7 +139,6 @@ Depthwise16RowF32 depthwise16_row_f32();       // null when built without AVX-51
 DepthwiseS2PlaneF32 depthwise_s2_plane_f32();  // null when built without AVX-512
 Depthwise16GradF32 depthwise16_grad_f32();     // null when built without AVX-512
 WinoInputF32 wino_input_f32();                 // null when built without AVX-512
-WinoGemmTileF32 wino_gemm_tile_f32();          // null when built without AVX-512
 WinoOutputF32 wino_output_f32();               // null when built without AVX-512
 WinoGradOutputF32 wino_grad_output_f32();      // null when built without AVX-512
 }  // namespace avx512
