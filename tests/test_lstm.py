@@ -338,6 +338,17 @@ def test_long_sequence_float32():
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_layer_depth_beyond_one_slice(mode):
+    """H = 1031: the backward's recurrent products have depth 4H (3H) > 4096, so the step
+    GEMM runs its depth in two slices, with edge rows (N = 9) and edge columns."""
+    T, N, I, H, L, bi, bf = 2, 9, 3, 1031 if mode == "lstm" else 1370, 1, False, False
+    op, ref, vjp = layer_fns(mode, L, bi, bf, None)
+    shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
+    shapes = gru_inputs(shapes) if mode == "gru" else shapes
+    check_op(op, ref, vjp, shapes, dtype=pe.float64, gradcheck=False, gen=uniform(-0.05, 0.05))
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_gradcheck_5_steps_with_lengths(mode):
     """Finite differences for input, initial states, weights and biases, 5 steps."""
     op, _, _ = layer_fns(mode, 1, True, False, [5, 3])
