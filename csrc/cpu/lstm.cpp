@@ -111,6 +111,18 @@ void column_sums(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
   }
 }
 
+// Bias gradients of a time loop: each team member adds its rows' gate gradients into its own
+// partial sum while they are in cache (the pointwise backward does it), and the partials are
+// added in member order at the end, instead of re-reading the T*N x G gradients afterwards
+// (16 MiB at T32 N64 H=512; fwd+bwd 62.8 -> 61.9 ms, in-process A/B on Zen 5).
+// out[j] = sum over p < parts of partial[p*ld + j] for j < width (overwrite).
+template <typename T>
+void sum_partials(int parts, int64_t width, const T* partial, int64_t ld, T* out) {
+  std::copy(partial, partial + width, out);
+  for (int p = 1; p < parts; ++p)
+    for (int64_t j = 0; j < width; ++j) out[j] += partial[p * ld + j];
+}
+
 // ---- the recurrent GEMM ----------------------------------------------------------
 // Every step multiplies a few rows (the batch) by the same weight matrix, so the
 // weights are packed ONCE per layer call into the GEMM microkernel's B layout
@@ -391,19 +403,23 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
   const bool team_loop = s.T > 1 && N > 0;
+  const Team team(N, d.mr, H);
   Carver<T> ws;
   const int sd = ws.want(TN * G);
+  const int sp = team_loop && db ? ws.want(team.nt * G) : -1;  // bias partial sums
   RecurrentSlots<T> rsl;
   if (team_loop) rsl.want(ws, d, N, G, H, 1);
   ws.allocate();
   T* dgates = ws.take(sd);
+  T* dbp = sp >= 0 ? ws.take(sp) : nullptr;
+  if (dbp) std::fill(dbp, dbp + team.nt * G, T(0));
 
   // dh0 / dc0 carry the state gradients through the loop and end as dh0 / dc0.
   for (int64_t e = 0; e < N * H; ++e) {
     dh0[e] = dh_n ? dh_n[e] : T(0);
     dc0[e] = dc_n ? dc_n[e] : T(0);
   }
-  auto row = [&](int64_t k, int64_t n) {
+  auto row = [&](int64_t k, int64_t n, T* db_part) {
     const int64_t t = R.step(k);
     const T* g_t = saved.gates + R.first(t) * G;
     const T* c_t = saved.c + R.first(t) * H;
@@ -413,30 +429,33 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
     if (R.active(t, n)) {
       const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
       K.lstm_bwd(H, g_t + n * ldg, c_t + n * ldh, cp + n * ldcp, dyrow, dh0 + n * H, dc0 + n * H,
-                 dg_t + n * ldg);
+                 dg_t + n * ldg, db_part);
     } else {  // no gradient through an inactive step; dh, dc pass unchanged
       std::memset(dg_t + n * ldg, 0, G * sizeof(T));
     }
   };
   // lstm_bwd zeroes dh of the active rows, so dh += dgates W_hh makes it dh_prev.
   if (team_loop) {
-    const Team team(N, d.mr, H);
     const PackedB<T> pb{G, H, 1, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
     T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
     run_team(team, d, pb, w_hh, H, false, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
+      T* mine = dbp ? dbp + thread_id() * G : nullptr;
       for (int64_t k = s.T - 1; k >= 0; --k) {
-        for (int64_t n = n0; n < n1; ++n) row(k, n);
+        for (int64_t n = n0; n < n1; ++n) row(k, n, mine);
         step_gemm(d, pb, dgates, 0, 0, dgates + R.first(R.step(k)) * G, ldg, N, rb0, rb1, dh0, H,
                   true, apack, edge);
       }
     });
   } else if (N > 0) {
-    for_rows(N, H, [&](int64_t n) { row(0, n); });
+    for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgates + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
   gemm<T>(true, false, G, s.I, TN, T(1), dgates, G, x, s.I, T(0), dw_ih, s.I);
   gemm<T>(true, false, G, H, TN, T(1), dgates, G, saved.h_prev, H, T(0), dw_hh, H);
-  if (db) column_sums(TN, G, dgates, G, db);
+  if (dbp)
+    sum_partials(team.nt, G, dbp, G, db);
+  else if (db)
+    column_sums(TN, G, dgates, G, db);
   if (dx)
     gemm<T>(false, false, TN, s.I, G, T(1), dgates, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx,
             s.I);
@@ -528,16 +547,21 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
   const Rows R{s};
   const int64_t rs = R.stride(), ldg = rs * G, ldh = rs * H;
   const bool team_loop = s.T > 1 && N > 0;
+  const Team team(N, d.mr, H);
   Carver<T> ws;
   const int si = ws.want(TN * G), sh = ws.want(TN * G);
+  // bias partial sums: [db_ih | db_hh] per member
+  const int sp = team_loop && (db_ih || db_hh) ? ws.want(team.nt * 2 * G) : -1;
   RecurrentSlots<T> rsl;
   if (team_loop) rsl.want(ws, d, N, G, H, 1);
   ws.allocate();
   T* dgi = ws.take(si);
   T* dgh = ws.take(sh);
+  T* dbp = sp >= 0 ? ws.take(sp) : nullptr;
+  if (dbp) std::fill(dbp, dbp + team.nt * 2 * G, T(0));
 
   for (int64_t e = 0; e < N * H; ++e) dh0[e] = dh_n ? dh_n[e] : T(0);
-  auto row = [&](int64_t k, int64_t n) {
+  auto row = [&](int64_t k, int64_t n, T* db_part) {
     const int64_t t = R.step(k);
     const T* g_t = saved.gates + R.first(t) * G;
     const T* hn_t = saved.hn + R.first(t) * H;
@@ -547,7 +571,8 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     if (R.active(t, n)) {
       const T* dyrow = dy ? dy + (R.first(t) + n * rs) * ldy : nullptr;
       K.gru_bwd(H, g_t + n * ldg, hn_t + n * ldh, hp_t + n * ldh, dyrow, dh0 + n * H,
-                dgi_t + n * ldg, dgh_t + n * ldg);
+                dgi_t + n * ldg, dgh_t + n * ldg, db_part && db_ih ? db_part : nullptr,
+                db_part && db_hh ? db_part + G : nullptr);
     } else {
       std::memset(dgi_t + n * ldg, 0, G * sizeof(T));
       std::memset(dgh_t + n * ldg, 0, G * sizeof(T));
@@ -555,24 +580,29 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
   };
   // gru_bwd leaves dh*z in dh0 for the active rows; the GEMM adds dgh W_hh.
   if (team_loop) {
-    const Team team(N, d.mr, H);
     const PackedB<T> pb{G, H, 1, (H + d.nr - 1) / d.nr, ws.take(rsl.b)};
     T *apack = ws.take(rsl.a), *edge = ws.take(rsl.e);
     run_team(team, d, pb, w_hh, H, false, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
+      T* mine = dbp ? dbp + thread_id() * 2 * G : nullptr;
       for (int64_t k = s.T - 1; k >= 0; --k) {
-        for (int64_t n = n0; n < n1; ++n) row(k, n);
+        for (int64_t n = n0; n < n1; ++n) row(k, n, mine);
         step_gemm(d, pb, dgh, 0, 0, dgh + R.first(R.step(k)) * G, ldg, N, rb0, rb1, dh0, H, true,
                   apack, edge);
       }
     });
   } else if (N > 0) {
-    for_rows(N, H, [&](int64_t n) { row(0, n); });
+    for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgh + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
   gemm<T>(true, false, G, s.I, TN, T(1), dgi, G, x, s.I, T(0), dw_ih, s.I);
   gemm<T>(true, false, G, H, TN, T(1), dgh, G, saved.h_prev, H, T(0), dw_hh, H);
-  if (db_ih) column_sums(TN, G, dgi, G, db_ih);
-  if (db_hh) column_sums(TN, G, dgh, G, db_hh);
+  if (dbp) {
+    if (db_ih) sum_partials(team.nt, G, dbp, 2 * G, db_ih);
+    if (db_hh) sum_partials(team.nt, G, dbp + G, 2 * G, db_hh);
+  } else {
+    if (db_ih) column_sums(TN, G, dgi, G, db_ih);
+    if (db_hh) column_sums(TN, G, dgh, G, db_hh);
+  }
   if (dx)
     gemm<T>(false, false, TN, s.I, G, T(1), dgi, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx,
             s.I);

@@ -131,11 +131,16 @@ void lstm_fwd_row(int64_t H, typename V::T* g, const typename V::T* bias,
 template <class V>
 void lstm_bwd_row(int64_t H, const typename V::T* g, const typename V::T* c,
                   const typename V::T* c_prev, const typename V::T* dy, typename V::T* dh,
-                  typename V::T* dc, typename V::T* dg) {
+                  typename V::T* dc, typename V::T* dg, typename V::T* db) {
   using T = typename V::T;
   const auto one = V::set1(T(1));
   const auto zero = V::set1(T(0));
   for_blocks<V>(H, [&](const Block<V>& b) {
+    // dg row q, and db (when there is one) += it
+    auto put = [&](int64_t q, typename V::R v) {
+      b.st(dg + q * H, v);
+      if (db) b.st(db + q * H, V::add(b.ld(db + q * H), v));
+    };
     const auto gi = b.ld(g), gf = b.ld(g + H), gg = b.ld(g + 2 * H), go = b.ld(g + 3 * H);
     auto dht = b.ld(dh);
     if (dy) dht = V::add(dht, b.ld(dy));
@@ -145,10 +150,10 @@ void lstm_bwd_row(int64_t H, const typename V::T* g, const typename V::T* c,
     b.st(dc, V::mul(dct, gf));                                                 // d c_prev
     b.st(dh, zero);
     const auto di = V::mul(dct, gg), df = V::mul(dct, b.ld(c_prev)), dgg = V::mul(dct, gi);
-    b.st(dg, V::mul(V::mul(di, gi), V::sub(one, gi)));
-    b.st(dg + H, V::mul(V::mul(df, gf), V::sub(one, gf)));
-    b.st(dg + 2 * H, V::mul(dgg, V::fnma(gg, gg, one)));
-    b.st(dg + 3 * H, V::mul(V::mul(dgo, go), V::sub(one, go)));
+    put(0, V::mul(V::mul(di, gi), V::sub(one, gi)));
+    put(1, V::mul(V::mul(df, gf), V::sub(one, gf)));
+    put(2, V::mul(dgg, V::fnma(gg, gg, one)));
+    put(3, V::mul(V::mul(dgo, go), V::sub(one, go)));
   });
 }
 
@@ -174,22 +179,26 @@ void gru_fwd_row(int64_t H, typename V::T* gi, const typename V::T* gh, const ty
 template <class V>
 void gru_bwd_row(int64_t H, const typename V::T* g, const typename V::T* hn,
                  const typename V::T* h_prev, const typename V::T* dy, typename V::T* dh,
-                 typename V::T* dgi, typename V::T* dgh) {
+                 typename V::T* dgi, typename V::T* dgh, typename V::T* dbi, typename V::T* dbh) {
   using T = typename V::T;
   const auto one = V::set1(T(1));
   for_blocks<V>(H, [&](const Block<V>& b) {
+    // row q of dgi and dgh, and dbi / dbh (where there are) += them
+    auto put = [&](int64_t q, typename V::R vi, typename V::R vh) {
+      b.st(dgi + q * H, vi);
+      b.st(dgh + q * H, vh);
+      if (dbi) b.st(dbi + q * H, V::add(b.ld(dbi + q * H), vi));
+      if (dbh) b.st(dbh + q * H, V::add(b.ld(dbh + q * H), vh));
+    };
     const auto r = b.ld(g), z = b.ld(g + H), n = b.ld(g + 2 * H);
     auto dht = b.ld(dh);
     if (dy) dht = V::add(dht, b.ld(dy));
     const auto dnp = V::mul(V::fnma(dht, z, dht), V::fnma(n, n, one));  // d(n pre-act)
     const auto dzp = V::mul(V::mul(dht, V::sub(b.ld(h_prev), n)), V::mul(z, V::sub(one, z)));
     const auto drp = V::mul(V::mul(dnp, b.ld(hn)), V::mul(r, V::sub(one, r)));
-    b.st(dgi, drp);
-    b.st(dgi + H, dzp);
-    b.st(dgi + 2 * H, dnp);
-    b.st(dgh, drp);
-    b.st(dgh + H, dzp);
-    b.st(dgh + 2 * H, V::mul(dnp, r));
+    put(0, drp, drp);
+    put(1, dzp, dzp);
+    put(2, dnp, V::mul(dnp, r));
     b.st(dh, V::mul(dht, z));
   });
 }
