@@ -82,6 +82,15 @@ inline int sm_count(const char* op) {
   return count;
 }
 
+// Slices per group (a channel, a block of columns) for the partial-sum launches (batch_norm,
+// layer_norm, the LSTM / GRU bias gradients): about 4 blocks per multiprocessor in all, at
+// least 1, at most cap.
+inline int64_t slices_per_group(int64_t groups, int64_t cap, const char* op) {
+  const int64_t want = (4 * static_cast<int64_t>(sm_count(op)) + groups - 1) / groups;
+  const int64_t s = want < cap ? want : cap;
+  return s > 1 ? s : 1;
+}
+
 }  // namespace pyengine::cuda
 
 inline pyengine::cuda::StreamScratch::StreamScratch(size_t bytes, cudaStream_t s, const char* op)

@@ -1,5 +1,6 @@
 // LSTM / GRU layers on CUDA: the time loop, fused pointwise kernels (forward and
 // backward) and the GEMMs of cuda/gemm.h. Contract: cuda/lstm.h.
+#include <algorithm>
 #include <cstdint>
 
 #include "common.cuh"
@@ -150,14 +151,58 @@ __global__ void gru_bwd_kernel(int64_t N, int64_t H, int64_t t, const int64_t* l
   dh[n * H + j] = dht * z;  // the GEMM adds dgh W_hh
 }
 
-// out[j] = sum_r a[r*ld + j] (overwrite); one thread per column, coalesced rows.
+// Bias gradients: out[j] = sum_r a[r*ld + j] (overwrite), in two launches so that the T*N
+// rows keep every multiprocessor busy (one thread per column walking all rows used only
+// cols / 256 blocks). Partial sums: block (bx, s) takes columns [32 bx, 32 bx + 32) (one per
+// lane: a warp reads 32 consecutive values of a row) and rows [rows s / S, rows (s + 1) / S),
+// its 8 warps taking every 8th row; it OVERWRITES part[s * cols + j].
+constexpr int kSumCols = 32;
+constexpr int kSumWarps = kThreads / 32;
+
 template <typename T>
-__global__ void column_sums_kernel(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out) {
+__global__ void column_sums_partial_kernel(int64_t rows, int64_t cols, const T* a, int64_t ld,
+                                           int64_t S, T* part) {
+  __shared__ T sums[kSumWarps][kSumCols];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kSumCols + lane, s = blockIdx.y;
+  const int64_t r0 = rows * s / S, r1 = rows * (s + 1) / S;
+  T acc = T(0);
+  if (j < cols)
+    for (int64_t r = r0 + warp; r < r1; r += kSumWarps) acc += a[r * ld + j];
+  sums[warp][lane] = acc;
+  __syncthreads();
+  if (warp == 0 && j < cols) {
+    T t = T(0);
+    for (int w = 0; w < kSumWarps; ++w) t += sums[w][lane];  // a fixed order: deterministic
+    part[s * cols + j] = t;
+  }
+}
+
+// out[j] (OVERWRITTEN) = the S partial sums of column j in slice order.
+template <typename T>
+__global__ void column_sums_finalize_kernel(int64_t cols, int64_t S, const T* part, T* out) {
   const int64_t j = blockIdx.x * int64_t(kThreads) + threadIdx.x;
   if (j >= cols) return;
   T acc = T(0);
-  for (int64_t r = 0; r < rows; ++r) acc += a[r * ld + j];
+  for (int64_t s = 0; s < S; ++s) acc += part[s * cols + j];
   out[j] = acc;
+}
+
+template <typename T>
+void column_sums(int64_t rows, int64_t cols, const T* a, int64_t ld, T* out, cudaStream_t stream,
+                 const char* op) {
+  if (cols == 0) return;
+  const int64_t bx = (cols + kSumCols - 1) / kSumCols;
+  // at least 32 rows per slice, and grid.y's limit
+  const int64_t S = slices_per_group(bx, std::min<int64_t>((rows + 31) / 32, 65535), op);
+  StreamScratch part(static_cast<size_t>(S * cols) * sizeof(T), stream, op);
+  column_sums_partial_kernel<T>
+      <<<dim3(static_cast<unsigned>(bx), static_cast<unsigned>(S)), kThreads, 0, stream>>>(
+          rows, cols, a, ld, S, part.as<T>());
+  PE_CUDA_CHECK_LAUNCH(op);
+  column_sums_finalize_kernel<T>
+      <<<blocks_for(cols), kThreads, 0, stream>>>(cols, S, part.as<T>(), out);
+  PE_CUDA_CHECK_LAUNCH(op);
 }
 
 template <typename T>
@@ -235,10 +280,7 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
   gemm<T>(true, false, G, s.I, TN, T(1), dgates, G, x, s.I, T(0), dw_ih, s.I, Epilogue<T>{},
           stream);
   gemm<T>(true, false, G, H, TN, T(1), dgates, G, hs, H, T(0), dw_hh, H, Epilogue<T>{}, stream);
-  if (db) {
-    column_sums_kernel<T><<<blocks_for(G), kThreads, 0, stream>>>(TN, G, dgates, G, db);
-    PE_CUDA_CHECK_LAUNCH("lstm");
-  }
+  if (db) column_sums(TN, G, dgates, G, db, stream, "lstm");
   if (dx)
     gemm<T>(false, false, TN, s.I, G, T(1), dgates, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx,
             s.I, Epilogue<T>{}, stream);
@@ -289,14 +331,8 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
   }
   gemm<T>(true, false, G, s.I, TN, T(1), dgi, G, x, s.I, T(0), dw_ih, s.I, Epilogue<T>{}, stream);
   gemm<T>(true, false, G, H, TN, T(1), dgh, G, hs, H, T(0), dw_hh, H, Epilogue<T>{}, stream);
-  if (db_ih) {
-    column_sums_kernel<T><<<blocks_for(G), kThreads, 0, stream>>>(TN, G, dgi, G, db_ih);
-    PE_CUDA_CHECK_LAUNCH("gru");
-  }
-  if (db_hh) {
-    column_sums_kernel<T><<<blocks_for(G), kThreads, 0, stream>>>(TN, G, dgh, G, db_hh);
-    PE_CUDA_CHECK_LAUNCH("gru");
-  }
+  if (db_ih) column_sums(TN, G, dgi, G, db_ih, stream, "gru");
+  if (db_hh) column_sums(TN, G, dgh, G, db_hh, stream, "gru");
   if (dx)
     gemm<T>(false, false, TN, s.I, G, T(1), dgi, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx, s.I,
             Epilogue<T>{}, stream);

@@ -390,13 +390,6 @@ __global__ void ln_params_finalize_kernel(cpu::LayerNormBackward<T> a, int64_t S
   }
 }
 
-// Slices per group (a channel, a block of columns) for the partial-sum launches: about 4 blocks
-// per multiprocessor in all, at least 1, at most cap.
-int64_t slices_per_group(int64_t groups, int64_t cap, const char* op) {
-  const int64_t want = (4 * static_cast<int64_t>(sm_count(op)) + groups - 1) / groups;
-  return std::max<int64_t>(1, std::min(want, cap));
-}
-
 // layer_norm: at least 32 rows per slice (fewer rows per block would spend more on the
 // partials than on the rows), and grid.y's limit.
 int64_t ln_slices(int64_t M, int64_t N) {
