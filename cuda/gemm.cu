@@ -314,6 +314,73 @@ void dispatch(Params<double> p, cudaStream_t stream) {
   launch<double, 64, 64, 8, 4, 4, 2>(p, stream);
 }
 
+// ---- split K -----------------------------------------------------------------------------
+// A product with few output tiles over a deep K (an LSTM step's 64 x 512 over K = 2048 is 8
+// tiles of 64x64 for 132 SMs) runs K in S slices: one strided-batched launch writes each slice's
+// M x N partial product into scratch (alpha 1, beta 0, no epilogue; a shorter last slice is a
+// second launch), then split_k_reduce_kernel adds the partials in slice order (deterministic)
+// and applies alpha, beta, bias and act as the one-pass epilogue does. S gives about two blocks
+// per SM, each slice at least kMinSliceK deep.
+constexpr int64_t kMinSliceK = 128;
+
+int64_t split_k_slices(int M, int N, int K) {
+  const int64_t tiles = ((int64_t(M) + 63) / 64) * ((int64_t(N) + 63) / 64);
+  const int64_t want = 2 * int64_t(sm_count(kOp)) / tiles;
+  return std::max<int64_t>(1, std::min<int64_t>(want, K / kMinSliceK));
+}
+
+// C[i, j] (OVERWRITTEN) = act(alpha * sum_s part[s][i, j] + beta * C[i, j] + bias), the S
+// partials (M x N each, rows N apart) added in slice order.
+template <typename T>
+__global__ void split_k_reduce_kernel(Params<T> p, int64_t S, const T* part) {
+  const int64_t MN = int64_t(p.M) * p.N;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < MN;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    T acc = T(0);
+    for (int64_t s = 0; s < S; ++s) acc += part[s * MN + e];
+    const int64_t i = e / p.N, j = e % p.N;
+    T* c = p.C + i * p.ldc + j;
+    T x = p.alpha * acc;
+    if (p.beta != T(0)) x += p.beta * *c;
+    if (p.bias_kind == BiasKind::PerRow) x += p.bias[i];
+    if (p.bias_kind == BiasKind::PerCol) x += p.bias[j];
+    *c = activate(x, p.act);
+  }
+}
+
+template <typename T>
+void gemm_split_k(const Params<T>& p, int64_t S, cudaStream_t stream) {
+  const int64_t kc = (p.K + S - 1) / S, full = p.K / kc, tail = p.K - full * kc;
+  const int64_t slices = full + (tail > 0 ? 1 : 0), MN = int64_t(p.M) * p.N;
+  StreamScratch part(static_cast<size_t>(slices * MN) * sizeof(T), stream, kOp);
+  Params<T> q = p;  // slice s: op(A)[:, s kc : (s+1) kc] * op(B)[s kc : (s+1) kc, :]
+  q.C = part.as<T>();
+  q.ldc = p.N;
+  q.strideC = MN;
+  q.alpha = T(1);
+  q.beta = T(0);
+  q.bias = nullptr;
+  q.bias_kind = BiasKind::None;
+  q.act = Act::None;
+  q.K = int(kc);
+  q.batch = full;
+  q.strideA = p.transA ? kc * p.lda : kc;  // op(A)(i, k) is A[k*lda + i] or A[i*lda + k]
+  q.strideB = p.transB ? kc : kc * p.ldb;  // op(B)(k, j) is B[j*ldb + k] or B[k*ldb + j]
+  dispatch(q, stream);
+  if (tail > 0) {
+    Params<T> t = q;
+    t.K = int(tail);
+    t.batch = 1;
+    t.A = p.A + full * q.strideA;
+    t.B = p.B + full * q.strideB;
+    t.C = q.C + full * MN;
+    dispatch(t, stream);
+  }
+  const int64_t blocks = std::min<int64_t>((MN + kThreads - 1) / kThreads, 4 * sm_count(kOp));
+  split_k_reduce_kernel<T><<<unsigned(blocks), kThreads, 0, stream>>>(p, slices, part.as<T>());
+  PE_CUDA_CHECK_LAUNCH(kOp);
+}
+
 }  // namespace
 
 void set_gemm_tile(GemmTile tile) { g_tile.store(int(tile), std::memory_order_relaxed); }
@@ -350,7 +417,11 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   p.transB = transB;
   p.bias_kind = ep.bias ? ep.bias_kind : BiasKind::None;
   p.act = ep.act;
-  dispatch(p, stream);
+  const int64_t S = batch == 1 && alpha != T(0) ? split_k_slices(p.M, p.N, p.K) : 1;
+  if (S > 1)
+    gemm_split_k(p, S, stream);
+  else
+    dispatch(p, stream);
 }
 
 template <typename T>
