@@ -183,6 +183,9 @@ CASES = {
     "lstm": _fwd_bwd(*_lstm("lstm", 12, 16, 24, 48, True)),
     "gru": _fwd_bwd(*_lstm("gru", 12, 16, 24, 48, True)),
     "lstm f64": _fwd_bwd(*_lstm("lstm", 6, 5, 7, 9, False), np.float64),
+    # N*H >= 2048: the time loop runs on a team (bias gradients summed per row block)
+    "lstm team": _fwd_bwd(*_lstm("lstm", 5, 41, 6, 64, False)),
+    "gru team": _fwd_bwd(*_lstm("gru", 5, 41, 6, 64, False)),
     "adam mlp": _train(
         _mlp,
         lambda p: pe.optim.Adam(p, lr=1e-2),
