@@ -577,6 +577,23 @@ def test_double_backward(op, args, kw):
     assert pe.autograd.gradcheck(grads, (x, w))
 
 
+def test_double_backward_through_bias_grad():
+    """The bias gradient (our per-channel sum kernel) is differentiable again: through it to
+    x, w and b by finite differences."""
+    rng = np.random.default_rng(5)
+    x = pe.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = pe.tensor(rng.standard_normal((3, 2, 3, 2)), requires_grad=True)
+    b = pe.tensor(rng.standard_normal(3), requires_grad=True)
+
+    def f(x, w, b):
+        with pe.enable_grad():
+            y = F.conv2d(x, w, b, stride=(2, 1), padding=1)
+            (gb,) = pe.autograd.grad((y * y * y).sum(), (b,), create_graph=True)
+        return (gb * gb).sum()
+
+    assert pe.autograd.gradcheck(f, (x, w, b))
+
+
 # ----------------------------------------------------------------------------- nn layers
 
 

@@ -53,8 +53,21 @@ class _ConvForward(Function):
         need = ctx.needs_input_grad
         gx = _ConvGradInput.apply(gy, w, tuple(x.shape), ctx.geo, ctx.op) if need[0] else None
         gw = _ConvGradWeight.apply(x, gy, tuple(w.shape), ctx.geo, ctx.op) if need[1] else None
-        gb = gy.sum(dim=(0, 2, 3)) if need[2] else None
+        gb = _ConvGradBias.apply(gy, ctx.op) if need[2] else None
         return gx, gw, gb, None, None
+
+
+class _ConvGradBias(Function):
+    """gb = gy summed over the batch and the positions (one value per channel), linear in gy."""
+
+    @staticmethod
+    def forward(ctx, gy, op):
+        ctx.gy_shape = tuple(gy.shape)
+        return Tensor(for_array(gy.data).conv_general_grad_bias(_c(gy), op=op))
+
+    @staticmethod
+    def backward(ctx, ggb):
+        return ggb.reshape(1, -1, 1, 1).expand(*ctx.gy_shape), None
 
 
 class _ConvGradInput(Function):
