@@ -124,6 +124,42 @@ void sum_partials(int parts, int64_t width, const T* partial, int64_t ld, T* out
     for (int64_t j = 0; j < width; ++j) out[j] += partial[p * ld + j];
 }
 
+// The weight gradients dW_ih = dG_ih^T x (G x I) and dW_hh = dG_hh^T h_prev (G x H), both
+// overwritten, over K = T*N rows. With a team of two and I, H within 2x of each other they run
+// side by side, one GEMM per thread (no shared panels, no barriers; measured on Zen 5, fwd+bwd
+// in-process A/B: LSTM T32 N64 I=H=512 60.1 -> 59.4 ms, T64 N32 I=H=256 16.7 -> 16.4 ms);
+// otherwise one after the other on the whole team.
+template <typename T>
+void weight_grads(int64_t G, int64_t I, int64_t H, int64_t TN, const T* dg_ih, const T* x, T* dw_ih,
+                  const T* dg_hh, const T* h_prev, T* dw_hh) {
+  auto ih = [&] { gemm<T>(true, false, G, I, TN, T(1), dg_ih, G, x, I, T(0), dw_ih, I); };
+  auto hh = [&] { gemm<T>(true, false, G, H, TN, T(1), dg_hh, G, h_prev, H, T(0), dw_hh, H); };
+#ifdef _OPENMP
+  if (get_num_threads() == 2 && !omp_in_parallel() && std::min(I, H) * 2 >= std::max(I, H)) {
+    bool failed = false;  // bad_alloc in a section: carried out of the region, rethrown
+#pragma omp parallel sections num_threads(2) reduction(|| : failed)
+    {
+#pragma omp section
+      try {
+        ih();
+      } catch (...) {
+        failed = true;
+      }
+#pragma omp section
+      try {
+        hh();
+      } catch (...) {
+        failed = true;
+      }
+    }
+    if (failed) throw std::bad_alloc();
+    return;
+  }
+#endif
+  ih();
+  hh();
+}
+
 // ---- the recurrent GEMM ----------------------------------------------------------
 // Every step multiplies a few rows (the batch) by the same weight matrix, so the
 // weights are packed ONCE per layer call into the GEMM microkernel's B layout
@@ -450,8 +486,7 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
     for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgates + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
-  gemm<T>(true, false, G, s.I, TN, T(1), dgates, G, x, s.I, T(0), dw_ih, s.I);
-  gemm<T>(true, false, G, H, TN, T(1), dgates, G, saved.h_prev, H, T(0), dw_hh, H);
+  weight_grads(G, s.I, H, TN, dgates, x, dw_ih, dgates, saved.h_prev, dw_hh);
   if (dbp)
     sum_partials(team.nrb, G, dbp, G, db);
   else if (db)
@@ -595,8 +630,7 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgh + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
-  gemm<T>(true, false, G, s.I, TN, T(1), dgi, G, x, s.I, T(0), dw_ih, s.I);
-  gemm<T>(true, false, G, H, TN, T(1), dgh, G, saved.h_prev, H, T(0), dw_hh, H);
+  weight_grads(G, s.I, H, TN, dgi, x, dw_ih, dgh, saved.h_prev, dw_hh);
   if (dbp) {
     if (db_ih) sum_partials(team.nrb, G, dbp, 2 * G, db_ih);
     if (db_hh) sum_partials(team.nrb, G, dbp + G, 2 * G, db_hh);
