@@ -124,16 +124,25 @@ void sum_partials(int parts, int64_t width, const T* partial, int64_t ld, T* out
     for (int64_t j = 0; j < width; ++j) out[j] += partial[p * ld + j];
 }
 
-// The weight gradients dW_ih = dG_ih^T x (G x I) and dW_hh = dG_hh^T h_prev (G x H), both
-// overwritten, over K = T*N rows. With a team of two and I, H within 2x of each other they run
-// side by side, one GEMM per thread (no shared panels, no barriers; measured on Zen 5, fwd+bwd
-// in-process A/B: LSTM T32 N64 I=H=512 60.1 -> 59.4 ms, T64 N32 I=H=256 16.7 -> 16.4 ms);
-// otherwise one after the other on the whole team.
+// The products after the time loop, all overwritten except dx with dx_accumulate: dW_ih =
+// dG_ih^T x (G x I), dW_hh = dG_hh^T h_prev (G x H) and, when dx is not null, dx = dG_ih W_ih
+// (T*N x I), over K = T*N rows (dx: K = G). With a team of two and I, H within 2x of each other
+// they run side by side as single-threaded GEMMs, each thread one weight gradient and half of
+// dx's rows (no shared panels, no barriers; measured on Zen 5, fwd+bwd in-process A/B: LSTM
+// T32 N64 I=H=512 60.1 -> 59.4 ms, T64 N32 I=H=256 16.7 -> 16.4 ms with the weight gradients,
+// then 57.0 -> 56.7 and 15.7 -> 15.5 ms with dx as well); otherwise one after the other on the
+// whole team.
 template <typename T>
-void weight_grads(int64_t G, int64_t I, int64_t H, int64_t TN, const T* dg_ih, const T* x, T* dw_ih,
-                  const T* dg_hh, const T* h_prev, T* dw_hh) {
+void backward_products(int64_t G, int64_t I, int64_t H, int64_t TN, const T* dg_ih, const T* x,
+                       T* dw_ih, const T* dg_hh, const T* h_prev, T* dw_hh, const T* w_ih, T* dx,
+                       bool dx_accumulate) {
+  const T bx = dx_accumulate ? T(1) : T(0);
   auto ih = [&] { gemm<T>(true, false, G, I, TN, T(1), dg_ih, G, x, I, T(0), dw_ih, I); };
   auto hh = [&] { gemm<T>(true, false, G, H, TN, T(1), dg_hh, G, h_prev, H, T(0), dw_hh, H); };
+  auto dx_rows = [&](int64_t r0, int64_t r1) {  // rows [r0, r1) of dx
+    if (dx != nullptr && r1 > r0)
+      gemm<T>(false, false, r1 - r0, I, G, T(1), dg_ih + r0 * G, G, w_ih, I, bx, dx + r0 * I, I);
+  };
 #ifdef _OPENMP
   if (get_num_threads() == 2 && !omp_in_parallel() && std::min(I, H) * 2 >= std::max(I, H)) {
     bool failed = false;  // bad_alloc in a section: carried out of the region, rethrown
@@ -142,12 +151,14 @@ void weight_grads(int64_t G, int64_t I, int64_t H, int64_t TN, const T* dg_ih, c
 #pragma omp section
       try {
         ih();
+        dx_rows(0, TN / 2);
       } catch (...) {
         failed = true;
       }
 #pragma omp section
       try {
         hh();
+        dx_rows(TN / 2, TN);
       } catch (...) {
         failed = true;
       }
@@ -158,6 +169,7 @@ void weight_grads(int64_t G, int64_t I, int64_t H, int64_t TN, const T* dg_ih, c
 #endif
   ih();
   hh();
+  dx_rows(0, TN);
 }
 
 // ---- the recurrent GEMM ----------------------------------------------------------
@@ -486,14 +498,12 @@ void lstm_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* 
     for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgates + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
-  weight_grads(G, s.I, H, TN, dgates, x, dw_ih, dgates, saved.h_prev, dw_hh);
+  backward_products(G, s.I, H, TN, dgates, x, dw_ih, dgates, saved.h_prev, dw_hh, w_ih, dx,
+                    dx_accumulate);
   if (dbp)
     sum_partials(team.nrb, G, dbp, G, db);
   else if (db)
     column_sums(TN, G, dgates, G, db);
-  if (dx)
-    gemm<T>(false, false, TN, s.I, G, T(1), dgates, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx,
-            s.I);
 }
 
 // ================================================================ GRU
@@ -630,7 +640,8 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     for_rows(N, H, [&](int64_t n) { row(0, n, nullptr); });
     gemm<T>(false, false, N, H, G, T(1), dgh + R.first(0) * G, ldg, w_hh, H, T(1), dh0, H);
   }
-  weight_grads(G, s.I, H, TN, dgi, x, dw_ih, dgh, saved.h_prev, dw_hh);
+  backward_products(G, s.I, H, TN, dgi, x, dw_ih, dgh, saved.h_prev, dw_hh, w_ih, dx,
+                    dx_accumulate);
   if (dbp) {
     if (db_ih) sum_partials(team.nrb, G, dbp, 2 * G, db_ih);
     if (db_hh) sum_partials(team.nrb, G, dbp + G, 2 * G, db_hh);
@@ -638,9 +649,6 @@ void gru_layer_backward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     if (db_ih) column_sums(TN, G, dgi, G, db_ih);
     if (db_hh) column_sums(TN, G, dgh, G, db_hh);
   }
-  if (dx)
-    gemm<T>(false, false, TN, s.I, G, T(1), dgi, G, w_ih, s.I, dx_accumulate ? T(1) : T(0), dx,
-            s.I);
 }
 
 template <typename T>
