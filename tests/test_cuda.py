@@ -230,13 +230,32 @@ def test_gemm_alpha_beta(cp, tile, ta, tb, alpha, beta, dtype):
     _close(cp.asnumpy(d_c), ref, dtype, k)  # the padding columns are untouched
 
 
+@pytest.mark.parametrize("k", [3, 2048], ids=["one-pass", "split-k"])
 @pytest.mark.cuda
-def test_gemm_beta_zero_does_not_read_c(cp):
-    a = cp.ones((4, 3), cp.float32)
-    b = cp.ones((3, 5), cp.float32)
+def test_gemm_beta_zero_does_not_read_c(cp, k):
+    a = cp.ones((4, k), cp.float32)
+    b = cp.ones((k, 5), cp.float32)
     c = cp.full((4, 5), cp.nan, cp.float32)
-    pcuda.gemm(False, False, 4, 5, 3, 1.0, a, 3, b, 5, 0.0, c, 5)
-    assert (cp.asnumpy(c) == 3).all()
+    pcuda.gemm(False, False, 4, 5, k, 1.0, a, k, b, 5, 0.0, c, 5)
+    assert (cp.asnumpy(c) == k).all()
+
+
+def _epilogue_args(cp, rng, bias_kind, act, m, n, dtype):
+    """A bias for bias_kind (rows m or columns n) and the gemm keywords that pass it."""
+    bias = _rand(rng, (m if bias_kind == "row" else n,), dtype)
+    kw = {"bias_kind": bias_kind, "act": act}
+    if bias_kind != "none":
+        kw["bias"] = cp.asarray(bias)
+    return bias, kw
+
+
+def _epilogue(ref, bias, bias_kind, act):
+    """The GEMM epilogue on a float64 reference: + bias per row / column, then act."""
+    if bias_kind == "row":
+        ref = ref + bias[:, None]
+    elif bias_kind == "col":
+        ref = ref + bias[None, :]
+    return {"none": ref, "relu": np.maximum(ref, 0), "gelu": _gelu(ref)}[act]
 
 
 @pytest.mark.parametrize("bias_kind", ["none", "row", "col"])
@@ -248,18 +267,10 @@ def test_gemm_epilogue(cp, tile, bias_kind, act, dtype):
     m, n, k = 45, 67, 23
     a, b = _rand(rng, (m, k), dtype), _rand(rng, (k, n), dtype)
     c = _rand(rng, (m, n), dtype)
-    bias = _rand(rng, (m if bias_kind == "row" else n,), dtype)
+    bias, kw = _epilogue_args(cp, rng, bias_kind, act, m, n, dtype)
     d_c = cp.asarray(c)
-    kw = {"bias_kind": bias_kind, "act": act}
-    if bias_kind != "none":
-        kw["bias"] = cp.asarray(bias)
     pcuda.gemm(False, False, m, n, k, 1.5, cp.asarray(a), k, cp.asarray(b), n, 0.5, d_c, n, **kw)
-    ref = 1.5 * (a.astype(np.float64) @ b) + 0.5 * c
-    if bias_kind == "row":
-        ref += bias[:, None]
-    elif bias_kind == "col":
-        ref += bias[None, :]
-    ref = {"none": ref, "relu": np.maximum(ref, 0), "gelu": _gelu(ref)}[act]
+    ref = _epilogue(1.5 * (a.astype(np.float64) @ b) + 0.5 * c, bias, bias_kind, act)
     _close(cp.asnumpy(d_c), ref, dtype, k)
 
 
@@ -278,11 +289,8 @@ def test_gemm_split_k(cp, ta, tb, k, dtype):
     a = _rand(rng, (k, m) if ta else (m, k), dtype)
     b = _rand(rng, (n, k) if tb else (k, n), dtype)
     c = _rand(rng, (m, ldc), dtype)
-    bias = _rand(rng, (m if bias_kind == "row" else n,), dtype)
+    bias, kw = _epilogue_args(cp, rng, bias_kind, act, m, n, dtype)
     d_c = cp.asarray(c)
-    kw = {"bias_kind": bias_kind, "act": act}
-    if bias_kind != "none":
-        kw["bias"] = cp.asarray(bias)
     pcuda.gemm(
         ta,
         tb,
@@ -300,24 +308,11 @@ def test_gemm_split_k(cp, ta, tb, k, dtype):
         **kw,
     )
     ra, rb = (a.T if ta else a), (b.T if tb else b)
-    ref = 0.75 * (ra.astype(np.float64) @ rb) + 0.5 * c[:, :n]
-    if bias_kind == "row":
-        ref += bias[:, None]
-    elif bias_kind == "col":
-        ref += bias[None, :]
-    ref = {"none": ref, "relu": np.maximum(ref, 0), "gelu": _gelu(ref)}[act]
     want = c.astype(np.float64)
-    want[:, :n] = ref
+    want[:, :n] = _epilogue(
+        0.75 * (ra.astype(np.float64) @ rb) + 0.5 * c[:, :n], bias, bias_kind, act
+    )
     _close(cp.asnumpy(d_c), want, dtype, k)  # the padding columns are untouched
-
-
-@pytest.mark.cuda
-def test_gemm_split_k_beta_zero_does_not_read_c(cp):
-    a = cp.ones((8, 2048), cp.float32)
-    b = cp.ones((2048, 8), cp.float32)
-    c = cp.full((8, 8), cp.nan, cp.float32)
-    pcuda.gemm(False, False, 8, 8, 2048, 1.0, a, 2048, b, 8, 0.0, c, 8)
-    assert (cp.asnumpy(c) == 2048).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
