@@ -10,7 +10,8 @@ Every op here is ``conv_general`` (csrc/cpu/conv.h, cuda/conv.cu) with different
 
 Autograd: the forward, its grad-input and its grad-weight are three Functions whose backward
 calls the other two (the three are slices of one bilinear form), so gradients of gradients
-(``create_graph=True``) work to any order.
+(``create_graph=True``) work to any order. The bias gradient is a fourth (a per-channel sum in
+our kernel, linear in gy; its backward broadcasts).
 """
 
 from __future__ import annotations
