@@ -1977,8 +1977,9 @@ void conv_grad_weight(const ConvParams& p, const T* x, const T* gy, T* gw) {
 }
 
 // Channels over the team; each channel's sum has a fixed order (bitwise whatever the thread
-// count): a row in 16 lanes of T (a loop that vectorizes; NumPy's sum over (0, 2, 3) took
-// 80 us at 8x256x14x14, 6x this), the lanes and the rows added in double.
+// count): a row in 16 lanes of T (a loop that vectorizes), the lanes and the rows added in
+// double. Measured on Zen 5, 2 threads: 22 us at 8x256x14x14 and 37 us at 8x64x56x56, where
+// NumPy's sum over (0, 2, 3) took 79 and 219 us.
 template <typename T>
 void conv_grad_bias(const ConvParams& p, const T* gy, T* gb) {
   constexpr int L = 16;
