@@ -533,6 +533,12 @@ def test_conv_pointwise_batched_columns(cpu_isa, num_threads, case, dtype, chunk
     if chunked:
         per_image = (xs[1] + (ws[1] if geo.get("wtrans") else ws[0])) * xs[2] * xs[3]
         monkeypatch.setenv("PYENGINE_CONV_BATCH_ELEMS", str(2 * per_image))
+    _check_pointwise(case, dtype)
+
+
+def _check_pointwise(case, dtype):
+    """A 1x1 case (input shape, weight shape, geometry) with a bias, against the reference."""
+    xs, ws, geo = case
     bs = (ws[1] if geo.get("wtrans") else ws[0],)
     check_op(
         conv_general,
@@ -543,6 +549,27 @@ def test_conv_pointwise_batched_columns(cpu_isa, num_threads, case, dtype, chunk
         kwargs=geo,
         gradcheck=False,
     )
+
+
+# 1x1 convs that batch_pointwise leaves (C*O < 256^2, or images whose columns fill the GEMM's
+# 16-column steps) with a batch that splits over the threads: with 2 threads each runs the
+# column GEMM of its own images (pointwise_images in cpu/conv.cpp); with 1, a GEMM per image.
+# Panels that span two images (14x14, 6x6, 4x4), an uneven split (9 images: 5 + 4), output
+# channels off the register tile (70, 17), more input channels than one K slice (300: edge
+# tiles kept across the slices), a stored weight transposed and flipped; the grad-input is the
+# same path with the weight transposed.
+POINTWISE_IMAGES = [
+    ((4, 64, 14, 14), (70, 64, 1, 1), {}),
+    ((2, 300, 4, 4), (40, 300, 1, 1), {}),
+    ((9, 24, 6, 6), (17, 24, 1, 1), {}),
+    ((4, 32, 10, 10), (32, 48, 1, 1), dict(wtrans=True, flip=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [pe.float32, pe.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", POINTWISE_IMAGES, ids=str)
+def test_conv_pointwise_images(cpu_isa, num_threads, case, dtype):
+    _check_pointwise(case, dtype)
 
 
 # ----------------------------------------------------------------------------- higher order

@@ -57,6 +57,11 @@ def _fwd_bwd(fn, shapes, dtype=np.float32, seed=0):
     return run
 
 
+def _conv1x1(w_shape):
+    w = pe.tensor(np.random.default_rng(7).standard_normal(w_shape).astype(np.float32))
+    return lambda x, b: F.conv2d(x, w, b)
+
+
 def _lstm(mode, T, N, I, H, bi):  # noqa: E741
     G = 4 if mode == "lstm" else 3
     D = 2 if bi else 1
@@ -128,6 +133,11 @@ CASES = {
     "conv2d batch": _fwd_bwd(
         lambda x, w, b: F.conv2d(x, w, b, padding=1), [(4, 8, 16, 16), (16, 8, 3, 3), (16,)]
     ),
+    # 1x1 over a batch: with 2 threads each runs the column GEMM of its own images, with 1 or 3
+    # a GEMM per image; the weight is a constant so that only forward, grad-input and the bias
+    # gradient are compared (bitwise). 300 channels: two K slices, the bias added after both.
+    "conv2d 1x1 deep": _fwd_bwd(_conv1x1((40, 300, 1, 1)), [(4, 300, 6, 6), (40,)]),
+    "conv2d 1x1": _fwd_bwd(_conv1x1((70, 64, 1, 1)), [(4, 64, 14, 14), (70,)]),
     "conv2d one image": _fwd_bwd(
         lambda x, w: F.conv2d(x, w, stride=2, padding=1), [(1, 16, 24, 23), (24, 16, 3, 3)]
     ),

@@ -15,7 +15,8 @@
 // Wc is the weight in canonical layout (groups, Og, Cg*KH*KW), which is the stored weight
 // itself for conv2d and a repacked copy (flip / transposed storage) otherwise; weights are
 // small next to the activations. Special cases inside the primitives: a 1x1, stride-1,
-// unpadded conv skips im2col (the image is already the GEMM's B matrix); a depthwise conv
+// unpadded conv skips im2col (the image is already the GEMM's B matrix; over a batch, the
+// images' columns form one GEMM: batch_pointwise, images_pointwise); a depthwise conv
 // (one channel in and out per group) skips the GEMM (each tap is a scalar times image rows);
 // a W-strided image is first copied into a phase-split layout so that every tap moves
 // contiguous runs.
@@ -504,11 +505,27 @@ void for_items(int64_t items, [[maybe_unused]] int team, F&& body) {
 // 101 / 123. Forward and grad-input over the columns vs gathered (GFLOP/s, same minutes):
 // 256->256 346 / 256 and 348 / 284, 128->512 367 / 282 and 273 / 216, equal at 2048->512 and
 // 512->2048. At 14x14 (6% idle) the columns lose to per-image GEMMs: 256->256 forward 378 /
-// 432, 128->128 283 / 391.
+// 432, 128->128 283 / 391 (and by more to pointwise_images below: 568 / 447 us at 256->256,
+// 741 / 463 us at 128->128 28x28).
 bool batch_pointwise(const ConvParams& p, const Geo& q) {
   const int64_t steps = (q.HW + 15) / 16 * 16;
   return pointwise(p) && p.groups == 1 && p.N > 1 && 10 * q.HW < 9 * steps &&
          p.C * p.O >= 256 * 256;
+}
+
+// 1x1 convs that batch_pointwise leaves, with images enough to split evenly over the threads
+// (team_size): each thread runs the column GEMM of its own images alone (pointwise_images)
+// instead of one GEMM per image. A is then packed once per thread, not once per image; a B
+// micro-panel may span two images (14x14: 4 images' 784 columns make 24.5 panels, not 4 x
+// 6.125 with a mostly idle last one each); each panel is packed just before its tiles; the
+// bias is the tiles' starting value, not a pass over them. Measured on Zen 5, 2 threads,
+// in-process A/B, forward / grad-input: 8x256->256 14x14 1.08-1.10x / 1.10x (16 images:
+// 1.10x / 1.11x), 1024->256 14x14 1.07-1.08x / 1.07-1.18x, 128->128 28x28 1.03-1.05x / 1.03x,
+// 64->64 56x56 1.02x / 1.05x, 256->64 56x56 1.02x / 0.98x. At 7x7 the shared columns stay
+// ahead: there this would run at 0.87-0.98x.
+bool images_pointwise(const ConvParams& p, const Geo& q) {
+  return pointwise(p) && p.groups == 1 && p.C > 0 && p.O > 0 && !batch_pointwise(p, q) &&
+         team_size(p.N) > 1;
 }
 
 // N images of ch channels (HW values each) to the columns of one matrix (to_columns), or back:
@@ -597,9 +614,16 @@ struct ColumnGemm {
     const int64_t n = j0 / HW, s0 = j0 % HW;
     if (rows == MR && w == NR && s0 + w <= HW) {  // inside one image: straight into out
       T* c = out + (n * out_ch + o0) * HW + s0;
-      if (first && bias != nullptr)
+      // The bias is added after the slices' sum, as the GEMM's epilogue adds it (the same bits
+      // as a GEMM per image): with one slice it is C's start value (b + sum rounds once either
+      // way), with several it is added after the last.
+      const bool seed = first && last && bias != nullptr;
+      if (seed)
         for (int64_t i = 0; i < MR; ++i) std::fill(c + i * HW, c + i * HW + NR, bias[o0 + i]);
-      d.kernel(kc, ap, bp, c, HW, T(1), first && bias == nullptr ? T(0) : T(1));
+      d.kernel(kc, ap, bp, c, HW, T(1), first && !seed ? T(0) : T(1));
+      if (last && !first && bias != nullptr)
+        for (int64_t i = 0; i < MR; ++i)
+          for (int64_t t = 0; t < NR; ++t) c[i * HW + t] += bias[o0 + i];
       return;
     }
     // A last panel of at most NR/2 live columns takes the half-width kernel where there is one.
@@ -618,25 +642,98 @@ struct ColumnGemm {
   }
 };
 
-thread_local Scratch t_cols;   // packed A and one K slice of packed B panels
+thread_local Scratch t_cols;   // packed A and one K slice of packed B panels (alone: one panel)
 thread_local Scratch t_edges;  // a team member's edge tiles
 
+// Sizes of the packed operands of a column GEMM: A (every row block, all of K; B panels start
+// 64-byte aligned after it) and the B panels of one K slice.
+template <typename T>
+struct ColumnPacks {
+  int64_t nrb, npan, kc_max, asize;
+  bool keep;  // several K slices: one edge tile per (row block, panel), kept across them
+  static int64_t slice_depth(int64_t K, int64_t kc) {
+    const int64_t slices = std::max<int64_t>(1, (K + kc - 1) / kc);
+    return (K + slices - 1) / slices;
+  }
+  // K slices of near-equal depth, as the GEMM's (K = 300: 150 + 150), so that each output
+  // element is the same sum in the same order as in a GEMM per image.
+  ColumnPacks(const ColumnGemm<T>& cg, int64_t K)
+      : nrb((cg.out_ch + cg.d.mr - 1) / cg.d.mr),
+        npan((cg.J + cg.d.nr - 1) / cg.d.nr),
+        kc_max(slice_depth(K, cg.d.kc)),
+        asize((nrb * cg.d.mr * K + 15) / 16 * 16),
+        keep(K > kc_max) {}
+  // A and the panels of one K slice (shared: every panel; alone: one).
+  int64_t elems(const ColumnGemm<T>& cg, bool shared) const {
+    return asize + (shared ? npan : 1) * cg.d.nr * kc_max;
+  }
+  // Edge tiles of a member with `rbs` row blocks (only tiles not straight into out use theirs,
+  // at most the member's share of out); without keep one, reused.
+  int64_t edge_elems(const ColumnGemm<T>& cg, int64_t rbs) const {
+    return (keep ? rbs * npan : 1) * cg.d.mr * cg.d.nr;
+  }
+};
+
+// Row blocks [rb0, rb1) of member tid of nth over nrb.
+inline void member_rows(int64_t nrb, int tid, int nth, int64_t& rb0, int64_t& rb1) {
+  rb0 = nrb * tid / nth;
+  rb1 = nrb * (tid + 1) / nth;
+}
+
+// Member tid of nth runs the column GEMM cg (K = cg.in_ch) on its row blocks (member_rows): it
+// packs its rows of A, its share of each K slice's B panels (a barrier after each packing when
+// nth > 1: the panels are shared), then its tiles. apack / bpack: the team's buffers; edges:
+// the member's own (cp.edge_elems).
+template <typename T>
+void column_gemm_member(const ColumnGemm<T>& cg, const ColumnPacks<T>& cp, bool transA, const T* A,
+                        int64_t lda, const T* in, const T* bias, T* out, T* apack, T* bpack,
+                        T* edges, int tid, int nth) {
+  const gemm_detail::KernelDesc<T>& d = cg.d;
+  const int64_t MR = d.mr, NR = d.nr, K = cg.in_ch, npan = cp.npan;
+  const bool keep = cp.keep;
+  int64_t rb0, rb1;
+  member_rows(cp.nrb, tid, nth, rb0, rb1);
+  for (int64_t rb = rb0; rb < rb1; ++rb) {
+    const int rows = static_cast<int>(std::min<int64_t>(MR, cg.out_ch - rb * MR));
+    const T* src = transA ? A + rb * MR : A + rb * MR * lda;  // op(A)(o, c)
+    gemm_detail::pack_panel(d, true, K, rows, src, lda, transA, apack + rb * MR * K);
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += cp.kc_max) {
+    const int64_t kc = std::min(cp.kc_max, K - k0);
+    if (nth > 1) {  // the team's panels of this slice, packed before anyone reads them
+#pragma omp barrier
+      for (int64_t pan = npan * tid / nth; pan < npan * (tid + 1) / nth; ++pan)
+        cg.pack_b(in, pan, k0, kc, bpack + pan * NR * kc);
+#pragma omp barrier
+    }
+    for (int64_t pan = 0; pan < npan; ++pan) {
+      const T* bp = bpack + pan * NR * kc;
+      if (nth == 1) {  // alone: each panel packed just before its tiles, into one buffer
+        cg.pack_b(in, pan, k0, kc, bpack);
+        bp = bpack;
+      }
+      for (int64_t rb = rb0; rb < rb1; ++rb)
+        cg.tile(apack + rb * MR * K + k0 * MR, bp, kc, rb, pan, k0 == 0, k0 + kc >= K, keep, bias,
+                out, keep ? edges + ((rb - rb0) * npan + pan) * MR * NR : edges);
+    }
+  }
+}
+
+// The batch's columns as one GEMM, the team splitting its rows (whole MR blocks) and sharing
+// the packed panels (the calling thread's workspace holds them).
 template <typename T>
 void pointwise_columns(const ConvParams& p, const Geo& q, bool transA, const T* A, int64_t lda,
                        const T* in, int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
-  const gemm_detail::KernelDesc<T> d = gemm_detail::active_kernel<T>();
-  const ColumnGemm<T> cg{d, q.HW, in_ch, out_ch, p.N * q.HW};
-  const int64_t MR = d.mr, NR = d.nr, K = in_ch;
-  const int64_t nrb = (out_ch + MR - 1) / MR, npan = (cg.J + NR - 1) / NR;
-  const int64_t kc_max = std::min<int64_t>(d.kc, K);
-  const int64_t asize = (nrb * MR * K + 15) / 16 * 16;  // B panels start 64-byte aligned
-  T* apack = t_cols.get<T>(asize + npan * NR * kc_max);
-  T* bpack = apack + asize;
+  const ColumnGemm<T> cg{gemm_detail::active_kernel<T>(), q.HW, in_ch, out_ch, p.N * q.HW};
+  const ColumnPacks<T> cp(cg, in_ch);
+  T* apack = t_cols.get<T>(cp.elems(cg, true));
+  T* bpack = apack + cp.asize;
   int nt = get_num_threads();
 #ifdef _OPENMP
   if (omp_in_parallel()) nt = 1;
 #endif
-  nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, nrb)));
+  nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, cp.nrb)));
+  std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(nt)
   {
 #ifdef _OPENMP
@@ -644,30 +741,36 @@ void pointwise_columns(const ConvParams& p, const Geo& q, bool transA, const T* 
 #else
     const int tid = 0, nth = 1;
 #endif
-    const int64_t rb0 = nrb * tid / nth, rb1 = nrb * (tid + 1) / nth;
-    // With several K slices, one edge tile per (own row block, panel), kept across the slices
-    // (only tiles not straight into out use theirs; at most the member's share of out); else
-    // one, reused.
-    const bool keep = K > kc_max;
-    T* edges = t_edges.get<T>(keep ? (rb1 - rb0) * npan * MR * NR : MR * NR);
-    for (int64_t rb = rb0; rb < rb1; ++rb) {
-      const int rows = static_cast<int>(std::min<int64_t>(MR, out_ch - rb * MR));
-      const T* src = transA ? A + rb * MR : A + rb * MR * lda;  // op(A)(o, c)
-      gemm_detail::pack_panel(d, true, K, rows, src, lda, transA, apack + rb * MR * K);
+    int64_t rb0, rb1;
+    member_rows(cp.nrb, tid, nth, rb0, rb1);
+    T* edges = nullptr;
+    try {  // the one allocation inside the region; bad_alloc is carried out and rethrown
+      edges = t_edges.get<T>(cp.edge_elems(cg, rb1 - rb0));
+    } catch (...) {
+      failed.store(true);
     }
-    for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
-      const int64_t kc = std::min(kc_max, K - k0);
 #pragma omp barrier
-      for (int64_t pan = npan * tid / nth; pan < npan * (tid + 1) / nth; ++pan)
-        cg.pack_b(in, pan, k0, kc, bpack + pan * NR * kc);
-#pragma omp barrier
-      for (int64_t pan = 0; pan < npan; ++pan)
-        for (int64_t rb = rb0; rb < rb1; ++rb)
-          cg.tile(apack + rb * MR * K + k0 * MR, bpack + pan * NR * kc, kc, rb, pan, k0 == 0,
-                  k0 + kc >= K, keep, bias, out,
-                  keep ? edges + ((rb - rb0) * npan + pan) * MR * NR : edges);
-    }
+    if (!failed.load())
+      column_gemm_member(cg, cp, transA, A, lda, in, bias, out, apack, bpack, edges, tid, nth);
   }
+  if (failed.load()) throw std::bad_alloc();
+}
+
+// The same, each thread running the column GEMM of its own images alone (all rows): A packed
+// by each thread, no shared panels, no barriers.
+template <typename T>
+void pointwise_images(const ConvParams& p, const Geo& q, bool transA, const T* A, int64_t lda,
+                      const T* in, int64_t in_ch, int64_t out_ch, const T* bias, T* out, int team) {
+  const gemm_detail::KernelDesc<T> d = gemm_detail::active_kernel<T>();
+  for_items(team, team, [&](int64_t member, int) {
+    const int64_t n0 = p.N * member / team, n1 = p.N * (member + 1) / team;
+    const ColumnGemm<T> cg{d, q.HW, in_ch, out_ch, (n1 - n0) * q.HW};
+    const ColumnPacks<T> cp(cg, in_ch);
+    T* apack = t_cols.get<T>(cp.elems(cg, false));
+    T* edges = t_edges.get<T>(cp.edge_elems(cg, cp.nrb));
+    column_gemm_member(cg, cp, transA, A, lda, in + n0 * in_ch * q.HW, bias,
+                       out + n0 * out_ch * q.HW, apack, apack + cp.asize, edges, 0, 1);
+  });
 }
 
 // ---- primitives ----------------------------------------------------------------
@@ -688,6 +791,8 @@ void forward_im2col(const ConvParams& p, const T* x, const T* w, const T* bias, 
   const Geo q = geo(p);
   const T* A = canonical_weight(p, q, w);
   if (batch_pointwise(p, q)) return pointwise_columns(p, q, false, A, q.CKK, x, p.C, p.O, bias, y);
+  if (images_pointwise(p, q))
+    return pointwise_images(p, q, false, A, q.CKK, x, p.C, p.O, bias, y, team_size(p.N));
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
   const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
@@ -731,6 +836,8 @@ void adjoint_col2im(const ConvParams& p, const T* gy, const T* w, const T* bias,
   const Geo q = geo(p);
   const T* A = canonical_weight(p, q, w);
   if (batch_pointwise(p, q)) return pointwise_columns(p, q, true, A, q.CKK, gy, p.O, p.C, bias, gx);
+  if (images_pointwise(p, q))
+    return pointwise_images(p, q, true, A, q.CKK, gy, p.O, p.C, bias, gx, team_size(p.N));
   const bool direct = pointwise(p);
   const int64_t items = p.N * p.groups;
   const int64_t step = direct ? q.OH : chunk_rows(q, sizeof(T));
