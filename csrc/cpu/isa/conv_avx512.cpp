@@ -59,7 +59,12 @@ void direct_tile(int nv, const float* x, int64_t plane, int64_t C, const int64_t
   }
 }
 
-// Per (channel, tap): nv weight loads and 6 input broadcasts feed 6*nv FMAs.
+// Per (channel, tap): nv weight loads and 6 input broadcasts feed 6*nv FMAs. The six input
+// pointers and the weights advance by one channel per pass instead of being offset by
+// c * plane: measured on Zen 5, 1 thread, 128 channels, one call in isolation, 252 -> 270-272
+// GFLOP/s with 9 taps (98% of the FMA peak) and 232 -> 269 with 4; in-process A/B, 2 threads,
+// 8 images: 128->256 28x28 3x3 stride 2 forward 2017 -> 1911 us and grad-input 2195 -> 2086
+// us, 256->512 14x14 stride 2 +4%, conv_transpose2d 128->64 16x16 k4 s2 forward +5%.
 template <int NV>
 void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_t* off, int ntaps,
                    const float* w, const float* init, int64_t ldinit, float* out) {
@@ -69,11 +74,9 @@ void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_
     for (int j = 0; j < NV; ++j) a[i][j] = _mm512_loadu_ps(init + i * ldinit + 16 * j);
   const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
   for (int64_t c = 0; c < C; ++c) {
-    const float* wc = w + c * ntaps * kPixelBlock;
-    const int64_t base = c * plane;
     for (int t = 0; t < ntaps; ++t) {
-      const int64_t k = base + off[t];
-      const float* wt = wc + t * kPixelBlock;
+      const int64_t k = off[t];
+      const float* wt = w + t * kPixelBlock;
       __m512 v[NV];
       for (int j = 0; j < NV; ++j) v[j] = _mm512_load_ps(wt + 16 * j);
       const float xs[P] = {x0[k], x1[k], x2[k], x3[k], x4[k], x5[k]};
@@ -82,6 +85,13 @@ void pixel_tile_nv(const float* const* x, int64_t plane, int64_t C, const int64_
         for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(b, v[j], a[i][j]);
       }
     }
+    w += ntaps * kPixelBlock;
+    x0 += plane;
+    x1 += plane;
+    x2 += plane;
+    x3 += plane;
+    x4 += plane;
+    x5 += plane;
   }
   for (int i = 0; i < P; ++i)
     for (int j = 0; j < NV; ++j) _mm512_store_ps(out + i * kPixelBlock + 16 * j, a[i][j]);
