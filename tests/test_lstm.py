@@ -305,10 +305,15 @@ def test_layer_threads(num_threads, mode):
     """N*H above the threshold that parallelizes the pointwise pass (and the GEMMs)."""
     T, N, I, H, L, bi, bf = 6, 48, 40, 200, 1, True, True
     lens = [1 + (n * 5) % T for n in range(N)]
-    op, ref, vjp = layer_fns(mode, L, bi, bf, lens)
     shapes = _layer_inputs(mode, T, N, I, H, L, bi, bf)
+    _check_f32_layer(mode, layer_fns(mode, L, bi, bf, lens), shapes)
+
+
+def _check_f32_layer(mode, fns, shapes):
+    """float32 against the reference, inputs of torch's init scale (pre-activations O(1), as
+    in real use)."""
+    op, ref, vjp = fns
     shapes = gru_inputs(shapes) if mode == "gru" else shapes
-    # weights of torch's init scale, so that pre-activations stay O(1) as in real use
     check_op(
         op,
         ref,
@@ -319,6 +324,41 @@ def test_layer_threads(num_threads, mode):
         gen=uniform(-0.15, 0.15),
         **F32_GRAD,
     )
+
+
+# h0 = 0 (what hx=None gives): the first step leaves out h_prev W_hh^T (cpu/lstm.h). The team
+# loop with lengths, bidirectional (the reverse direction starts short sequences later, from
+# h0), a cell step (T = 1: two GEMMs, the second left out), and a small single-thread loop.
+ZERO_H0 = [
+    (6, 48, 40, 200, True, True),
+    (1, 48, 40, 200, False, False),
+    (5, 3, 4, 19, False, False),
+]
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+@pytest.mark.parametrize("case", ZERO_H0, ids=str)
+def test_layer_zero_initial_state(num_threads, mode, case):
+    T, N, I, H, bi, var = case
+    lens = [1 + (n * 5) % T for n in range(N)] if var else None
+    shapes = _layer_inputs(mode, T, N, I, H, 1, bi, False)
+    shapes[1] = np.zeros(shapes[1])  # h0, still an input: dh0 is checked
+    _check_f32_layer(mode, layer_fns(mode, 1, bi, False, lens), shapes)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_zero_initial_state_does_not_read_w_hh_at_the_first_step(mode):
+    """The skipped product is not read (as BLAS with alpha = 0): a NaN in W_hh reaches the
+    output from the second step on, or from the first when h0 is not zero."""
+    m = getattr(pe.nn, mode)(3, 4)
+    m.weight_hh_l0.data[0, 0] = np.nan
+    x = pe.randn(2, 1, 3)
+    y = m(x)[0].detach().numpy()
+    assert np.isfinite(y[0]).all() and np.isnan(y[1]).any()
+    h0 = np.zeros((1, 1, 4), np.float32)
+    h0[0, 0, 0] = 1e-30
+    hx = pe.tensor(h0) if mode == "GRU" else (pe.tensor(h0), pe.zeros(1, 1, 4))
+    assert np.isnan(m(x, hx)[0].detach().numpy()[0]).any()
 
 
 def test_long_sequence_float32():

@@ -222,19 +222,21 @@ constexpr int64_t kStepKcMax = 4096;
 // C[r, :] (+)= [A1[r, :] | A2[r, :]] * op(B) for the rows of row blocks [rb0, rb1)
 // (of MR rows; rows >= M do not exist): A1 has K1 columns (may be 0), A2 the other
 // pb.K - K1. C is accumulated into, or overwritten when !accumulate. apack holds
-// ceil(M/MR)*MR*K elements, edge MR*NR per row block; both are indexed by row
-// block, so threads with disjoint row blocks share them.
+// ceil(M/MR)*MR*pb.K elements, edge MR*NR per row block; both are indexed by row
+// block, so threads with disjoint row blocks share them. a1_only (K1 >= 1): A2 is zero
+// and left out, only the first K1 rows of op(B) are multiplied.
 template <typename T>
 void step_gemm(const KernelDesc<T>& d, const PackedB<T>& pb, const T* A1, int64_t lda1, int64_t K1,
                const T* A2, int64_t lda2, int64_t M, int64_t rb0, int64_t rb1, T* C, int64_t ldc,
-               bool accumulate, T* apack, T* edge) {
-  const int64_t K = pb.K, MR = d.mr, NR = d.nr;
+               bool accumulate, T* apack, T* edge, bool a1_only = false) {
+  const int64_t KP = pb.K, K = a1_only ? K1 : pb.K, MR = d.mr, NR = d.nr;
   for (int64_t rb = rb0; rb < rb1; ++rb) {
     const int rows = static_cast<int>(std::min<int64_t>(MR, M - rb * MR));
     if (K1 > 0)
-      pack_panel(d, true, K1, rows, A1 + rb * MR * lda1, lda1, false, apack + rb * MR * K);
-    pack_panel(d, true, K - K1, rows, A2 + rb * MR * lda2, lda2, false,
-               apack + rb * MR * K + K1 * MR);
+      pack_panel(d, true, K1, rows, A1 + rb * MR * lda1, lda1, false, apack + rb * MR * KP);
+    if (!a1_only)
+      pack_panel(d, true, K - K1, rows, A2 + rb * MR * lda2, lda2, false,
+                 apack + rb * MR * KP + K1 * MR);
   }
   const int64_t kc_max = std::min<int64_t>(K, kStepKcMax);
   for (int64_t q = 0; q < pb.nseg; ++q) {
@@ -247,7 +249,7 @@ void step_gemm(const KernelDesc<T>& d, const PackedB<T>& pb, const T* A1, int64_
         const T beta = k0 > 0 || accumulate ? T(1) : T(0);
         for (int64_t rb = rb0; rb < rb1; ++rb) {
           const int rows = static_cast<int>(std::min<int64_t>(MR, M - rb * MR));
-          const T* ap = apack + rb * MR * K + k0 * MR;
+          const T* ap = apack + rb * MR * KP + k0 * MR;
           if (rows == MR && cols == NR) {
             d.kernel(kc, ap, bp + k0 * NR, C + rb * MR * ldc + c0, ldc, T(1), beta);
           } else {
@@ -286,6 +288,15 @@ inline int thread_id() {
 #else
   return 0;
 #endif
+}
+
+// Whether the n values at a are all zero (NaN is not): a zero initial state (hx=None) makes
+// the first step's h_prev W_hh^T zero, and it is left out (see lstm.h).
+template <typename T>
+bool all_zero(const T* a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (a[i] != T(0)) return false;
+  return true;
 }
 
 // Row arithmetic of RnnShape (see lstm.h).
@@ -382,6 +393,7 @@ void lstm_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     for (int64_t j = 0; j < G; ++j) bias[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
   }
   copy_rows(N, H, h0, H, hs + R.first(R.step(0)) * H, ldh);
+  const bool h0_zero = I > 0 && all_zero(h0, N * H);  // the first step skips h_prev W_hh^T
 
   // Step k, row n, whose gates g (row stride ldg) hold x W_ih^T + h_prev W_hh^T.
   auto row = [&](int64_t k, int64_t n, T* g, int64_t ldg) {
@@ -427,7 +439,7 @@ void lstm_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w
         T* g = own ? gates : gates + R.first(t) * G;
         const int64_t ldg = own ? G : rs * G;
         step_gemm(d, pb, x + R.first(t) * I, rs * I, I, hs + R.first(t) * H, ldh, N, rb0, rb1, g,
-                  ldg, false, apack, edge);
+                  ldg, false, apack, edge, k == 0 && h0_zero);
         for (int64_t n = n0; n < n1; ++n) row(k, n, g, ldg);
       }
     }
@@ -435,7 +447,8 @@ void lstm_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w
     const int64_t ldg = rs * G;
     T* g = gates + R.first(0) * G;
     gemm<T>(false, true, N, G, I, T(1), x + R.first(0) * I, rs * I, w_ih, I, T(0), g, ldg);
-    gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(1), g, ldg);
+    if (!h0_zero)
+      gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(1), g, ldg);
     for_rows(N, H, [&](int64_t n) { row(0, n, g, ldg); });
   }
   copy_rows(N, H, cs + R.first(R.step(s.T - 1)) * H, ldh, c_n, H);
@@ -538,6 +551,7 @@ void gru_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w_
   gemm<T>(false, true, TN, G, s.I, T(1), x, s.I, w_ih, s.I, T(0), gates, G, ep_i);
 
   copy_rows(N, H, h0, H, hs + R.first(R.step(0)) * H, ldh);
+  const bool h0_zero = all_zero(h0, N * H);       // the first step's gh is then b_hh alone
   auto fill_bias = [&](int64_t n0, int64_t n1) {  // gh rows = b_hh (the GEMM adds to it)
     for (int64_t n = n0; n < n1; ++n) {
       if (b_hh)
@@ -569,15 +583,19 @@ void gru_layer_forward(const RnnShape& s, const T* x, const T* w_ih, const T* w_
     run_team(team, d, pb, w_hh, H, true, N, [&](int64_t n0, int64_t n1, int64_t rb0, int64_t rb1) {
       for (int64_t k = 0; k < s.T; ++k) {
         fill_bias(n0, n1);
-        step_gemm(d, pb, hs, 0, 0, hs + R.first(R.step(k)) * H, ldh, N, rb0, rb1, gh, G, true,
-                  apack, edge);
+        if (k > 0 || !h0_zero)
+          step_gemm(d, pb, hs, 0, 0, hs + R.first(R.step(k)) * H, ldh, N, rb0, rb1, gh, G, true,
+                    apack, edge);
         for (int64_t n = n0; n < n1; ++n) row(k, n);
       }
     });
   } else {
     Epilogue<T> ep_h;
     if (b_hh) ep_h = {b_hh, BiasKind::PerCol, Act::None};
-    gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(0), gh, G, ep_h);
+    if (h0_zero)
+      fill_bias(0, N);
+    else
+      gemm<T>(false, true, N, G, H, T(1), hs + R.first(0) * H, ldh, w_hh, H, T(0), gh, G, ep_h);
     for_rows(N, H, [&](int64_t n) { row(0, n); });
   }
 }

@@ -30,6 +30,10 @@
 //     epilogue; the n gate needs x W_in^T apart from h W_hn^T), then per step
 //     gh = h_prev W_hh^T + b_hh and the fused pointwise pass.
 //   T == 1 (a cell): ordinary GEMMs (nothing to amortize the packing over).
+//   An all-zero h0 (what hx=None gives) leaves out the first step's h_prev W_hh^T, which is
+//   zero: 1/(2T) of the forward's multiplies when I == H (LSTM T32 N64 I=H=512 forward 18.34
+//   -> 18.08 ms, GRU 14.36 -> 14.17 ms, in-process A/B on Zen 5). As BLAS with alpha == 0, the
+//   skipped operand is not read: NaN or Inf in W_hh does not reach that step's gates.
 // Backward runs through time inside the kernel: per step the fused pointwise
 // backward and dh_prev += dgates W_hh; after the loop dW_ih, dW_hh, dx are single
 // GEMMs over all steps and the bias gradients column sums.
