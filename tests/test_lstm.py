@@ -338,7 +338,7 @@ ZERO_H0 = [
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 @pytest.mark.parametrize("case", ZERO_H0, ids=str)
-def test_layer_zero_initial_state(num_threads, mode, case):
+def test_layer_zero_initial_state(cpu_isa, num_threads, mode, case):
     T, N, I, H, bi, var = case
     lens = [1 + (n * 5) % T for n in range(N)] if var else None
     shapes = _layer_inputs(mode, T, N, I, H, 1, bi, False)

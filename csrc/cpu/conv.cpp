@@ -645,33 +645,27 @@ struct ColumnGemm {
 thread_local Scratch t_cols;   // packed A and one K slice of packed B panels (alone: one panel)
 thread_local Scratch t_edges;  // a team member's edge tiles
 
-// Sizes of the packed operands of a column GEMM: A (every row block, all of K; B panels start
-// 64-byte aligned after it) and the B panels of one K slice.
+// Sizes of the packed operands of a column GEMM (K = cg.in_ch): A (every row block, all of K;
+// B panels start 64-byte aligned after it) and the B panels of one K slice. K is sliced as the
+// GEMM slices it (gemm_detail::slice_depth), so each output element is the same sum in the
+// same order as in a GEMM per image.
 template <typename T>
 struct ColumnPacks {
-  int64_t nrb, npan, kc_max, asize;
+  int64_t mr, nr, nrb, npan, kc_max, asize;
   bool keep;  // several K slices: one edge tile per (row block, panel), kept across them
-  static int64_t slice_depth(int64_t K, int64_t kc) {
-    const int64_t slices = std::max<int64_t>(1, (K + kc - 1) / kc);
-    return (K + slices - 1) / slices;
-  }
-  // K slices of near-equal depth, as the GEMM's (K = 300: 150 + 150), so that each output
-  // element is the same sum in the same order as in a GEMM per image.
-  ColumnPacks(const ColumnGemm<T>& cg, int64_t K)
-      : nrb((cg.out_ch + cg.d.mr - 1) / cg.d.mr),
-        npan((cg.J + cg.d.nr - 1) / cg.d.nr),
-        kc_max(slice_depth(K, cg.d.kc)),
-        asize((nrb * cg.d.mr * K + 15) / 16 * 16),
-        keep(K > kc_max) {}
+  explicit ColumnPacks(const ColumnGemm<T>& cg)
+      : mr(cg.d.mr),
+        nr(cg.d.nr),
+        nrb((cg.out_ch + mr - 1) / mr),
+        npan((cg.J + nr - 1) / nr),
+        kc_max(gemm_detail::slice_depth(cg.in_ch, cg.d.kc)),
+        asize((nrb * mr * cg.in_ch + 15) / 16 * 16),
+        keep(cg.in_ch > kc_max) {}
   // A and the panels of one K slice (shared: every panel; alone: one).
-  int64_t elems(const ColumnGemm<T>& cg, bool shared) const {
-    return asize + (shared ? npan : 1) * cg.d.nr * kc_max;
-  }
+  int64_t elems(bool shared) const { return asize + (shared ? npan : 1) * nr * kc_max; }
   // Edge tiles of a member with `rbs` row blocks (only tiles not straight into out use theirs,
   // at most the member's share of out); without keep one, reused.
-  int64_t edge_elems(const ColumnGemm<T>& cg, int64_t rbs) const {
-    return (keep ? rbs * npan : 1) * cg.d.mr * cg.d.nr;
-  }
+  int64_t edge_elems(int64_t rbs) const { return (keep ? rbs * npan : 1) * mr * nr; }
 };
 
 // Row blocks [rb0, rb1) of member tid of nth over nrb.
@@ -725,8 +719,8 @@ template <typename T>
 void pointwise_columns(const ConvParams& p, const Geo& q, bool transA, const T* A, int64_t lda,
                        const T* in, int64_t in_ch, int64_t out_ch, const T* bias, T* out) {
   const ColumnGemm<T> cg{gemm_detail::active_kernel<T>(), q.HW, in_ch, out_ch, p.N * q.HW};
-  const ColumnPacks<T> cp(cg, in_ch);
-  T* apack = t_cols.get<T>(cp.elems(cg, true));
+  const ColumnPacks<T> cp(cg);
+  T* apack = t_cols.get<T>(cp.elems(true));
   T* bpack = apack + cp.asize;
   int nt = get_num_threads();
 #ifdef _OPENMP
@@ -745,7 +739,7 @@ void pointwise_columns(const ConvParams& p, const Geo& q, bool transA, const T* 
     member_rows(cp.nrb, tid, nth, rb0, rb1);
     T* edges = nullptr;
     try {  // the one allocation inside the region; bad_alloc is carried out and rethrown
-      edges = t_edges.get<T>(cp.edge_elems(cg, rb1 - rb0));
+      edges = t_edges.get<T>(cp.edge_elems(rb1 - rb0));
     } catch (...) {
       failed.store(true);
     }
@@ -765,9 +759,9 @@ void pointwise_images(const ConvParams& p, const Geo& q, bool transA, const T* A
   for_items(team, team, [&](int64_t member, int) {
     const int64_t n0 = p.N * member / team, n1 = p.N * (member + 1) / team;
     const ColumnGemm<T> cg{d, q.HW, in_ch, out_ch, (n1 - n0) * q.HW};
-    const ColumnPacks<T> cp(cg, in_ch);
-    T* apack = t_cols.get<T>(cp.elems(cg, false));
-    T* edges = t_edges.get<T>(cp.edge_elems(cg, cp.nrb));
+    const ColumnPacks<T> cp(cg);
+    T* apack = t_cols.get<T>(cp.elems(false));
+    T* edges = t_edges.get<T>(cp.edge_elems(cp.nrb));
     column_gemm_member(cg, cp, transA, A, lda, in + n0 * in_ch * q.HW, bias,
                        out + n0 * out_ch * q.HW, apack, apack + cp.asize, edges, 0, 1);
   });

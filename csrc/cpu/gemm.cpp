@@ -310,8 +310,7 @@ void run_member(const Problem<T>& p, const KernelDesc<T>& d, T* bpack, T* apack,
   const Grid g = choose_grid(p, d, nt);
   const int ti = tid / g.tn, tj = tid % g.tn;
 
-  // K slices of near-equal depth: K = 257 becomes 129 + 128, not 256 + 1.
-  const int64_t kc_step = ceil_div(p.K, ceil_div(p.K, d.kc));
+  const int64_t kc_step = gemm_detail::slice_depth(p.K, d.kc);
 
   int64_t ms0, ms1;
   split(ceil_div(p.M, MR), g.tm, ti, ms0, ms1);

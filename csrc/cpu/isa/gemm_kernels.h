@@ -53,6 +53,14 @@ struct KernelDesc {
 // The largest tile any ISA uses; the driver keeps an edge scratch tile this big.
 constexpr int kMaxTileElems = 16 * 64;
 
+// Depth of the K slices a GEMM runs: near-equal and at most kc (K = 257 is 129 + 128, not
+// 256 + 1). Drivers that must add in the GEMM's order (conv's column GEMM, bitwise equal to a
+// GEMM per image) slice K with it too.
+inline int64_t slice_depth(int64_t K, int64_t kc) {
+  const int64_t slices = K > kc ? (K + kc - 1) / kc : 1;
+  return (K + slices - 1) / slices;
+}
+
 // The table of the active ISA (pyengine::active_isa(); defined in cpu/gemm.cpp), for drivers
 // that pack their own panels: the LSTM's recurrent steps, 1x1 convs over a batch's columns.
 template <typename T>
